@@ -1,0 +1,237 @@
+//! Accounts and sessions: register, log in (password or code), reset, me,
+//! log out. Password hashing is argon2id on blocking threads, bounded so a
+//! login flood cannot starve the async workers or exhaust memory.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use tokio::sync::Semaphore;
+
+use crate::clock;
+use crate::codes::Codes;
+use crate::domain::{EmailAddress, Lang, Password, Purpose};
+use crate::error::ApiError;
+use crate::keys::Keys;
+use crate::mail;
+use crate::storage::{MailKind, NewMessage, Storage, User};
+
+/// Other mail (not carrying a code) is retried for a day.
+const NOTICE_RETRY_SECS: i64 = 24 * 3600;
+
+#[derive(Clone)]
+pub struct Accounts {
+    storage: Storage,
+    keys: Keys,
+    codes: Codes,
+    hasher: Hasher,
+    session_ttl_secs: i64,
+    message_domain: String,
+}
+
+/// A signed-in user and the token that proves it.
+pub struct Session {
+    pub user: User,
+    pub token: String,
+}
+
+impl Accounts {
+    pub fn new(
+        storage: Storage,
+        keys: Keys,
+        codes: Codes,
+        session_ttl_secs: i64,
+        message_domain: String,
+    ) -> Self {
+        Self {
+            storage,
+            keys,
+            codes,
+            hasher: Hasher::new(),
+            session_ttl_secs,
+            message_domain,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        email: &EmailAddress,
+        password: Password,
+        code: &str,
+    ) -> Result<Session, ApiError> {
+        // The code first: without it nobody learns whether the address is taken.
+        self.codes.verify(email, Purpose::Register, code).await?;
+        let hash = self.hasher.hash(password).await?;
+        let user = self
+            .storage
+            .create_user(email, &hash, clock::now())
+            .await?
+            .ok_or(ApiError::EmailTaken)?;
+        self.start_session(user).await
+    }
+
+    pub async fn login(
+        &self,
+        email: &EmailAddress,
+        password: Password,
+    ) -> Result<Session, ApiError> {
+        let user = self.storage.find_user(email).await?;
+        // An unknown address still costs one hash, so both answers take as long.
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.hasher.verify(password, stored).await?;
+        match user {
+            Some(user) if ok => {
+                self.storage.clear_failures(email).await?;
+                self.start_session(user).await
+            }
+            _ => Err(ApiError::InvalidCredentials),
+        }
+    }
+
+    /// A login that cannot succeed (malformed input) still costs one hash, so
+    /// its answer takes as long as any other 401.
+    pub async fn reject_login(&self) -> ApiError {
+        if let Ok(password) = Password::parse("not-a-password".into()) {
+            let _ = self.hasher.verify(password, None).await;
+        }
+        ApiError::InvalidCredentials
+    }
+
+    pub async fn login_with_code(
+        &self,
+        email: &EmailAddress,
+        code: &str,
+    ) -> Result<Session, ApiError> {
+        self.codes.verify(email, Purpose::Login, code).await?;
+        // Login codes are only issued to accounts; one deleted since reads as a bad code.
+        let user = self
+            .storage
+            .find_user(email)
+            .await?
+            .ok_or(ApiError::InvalidCode)?;
+        self.start_session(user).await
+    }
+
+    pub async fn reset_password(
+        &self,
+        email: &EmailAddress,
+        code: &str,
+        new_password: Password,
+        lang: Lang,
+    ) -> Result<(), ApiError> {
+        self.codes
+            .verify(email, Purpose::ResetPassword, code)
+            .await?;
+        let user = self
+            .storage
+            .find_user(email)
+            .await?
+            .ok_or(ApiError::InvalidCode)?;
+        let hash = self.hasher.hash(new_password).await?;
+        let now = clock::now();
+        let notice = NewMessage {
+            message_id: mail::new_message_id(&self.message_domain),
+            to: email.clone(),
+            kind: MailKind::PasswordChanged,
+            lang,
+            payload: None,
+            expires_at: now + NOTICE_RETRY_SECS,
+        };
+        self.storage
+            .reset_password(user.id, &hash, notice, now)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn user_for_token(&self, token: &str) -> Result<User, ApiError> {
+        self.storage
+            .session_user(&self.keys.token_hash(token), clock::now())
+            .await?
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
+        match self
+            .storage
+            .delete_session(&self.keys.token_hash(token))
+            .await?
+        {
+            true => Ok(()),
+            false => Err(ApiError::Unauthorized),
+        }
+    }
+
+    async fn start_session(&self, user: User) -> Result<Session, ApiError> {
+        let token = Keys::new_token();
+        let now = clock::now();
+        self.storage
+            .create_session(
+                &self.keys.token_hash(&token),
+                user.id,
+                now,
+                now + self.session_ttl_secs,
+            )
+            .await?;
+        Ok(Session { user, token })
+    }
+}
+
+/// argon2id at its default parameters, which are OWASP's (19 MiB, t=2, p=1).
+#[derive(Clone)]
+struct Hasher {
+    /// At most this many hashes at once: each holds 19 MiB.
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified against when the address is unknown.
+    dummy: Arc<str>,
+}
+
+impl Hasher {
+    fn new() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let dummy = hash_blocking(&Keys::new_token()).expect("argon2 with default parameters");
+        Self {
+            permits: Arc::new(Semaphore::new(cpus * 2)),
+            dummy: dummy.into(),
+        }
+    }
+
+    async fn hash(&self, password: Password) -> Result<String, ApiError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        tokio::task::spawn_blocking(move || hash_blocking(password.expose()))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2: {e}")))
+    }
+
+    /// `stored` is `None` for an unknown address: the dummy is checked instead.
+    async fn verify(&self, password: Password, stored: Option<String>) -> Result<bool, ApiError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy.to_string());
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.expose().as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(ok && known)
+    }
+}
+
+fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}

@@ -1,0 +1,167 @@
+//! Builds the shared state from settings and runs the server and the worker
+//! side by side until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use crate::accounts::Accounts;
+use crate::api::{self, AppState};
+use crate::codes::Codes;
+use crate::config::Settings;
+use crate::keys::Keys;
+use crate::mail::outbox::{RetryPolicy, Sink, Worker};
+use crate::mail::templates::Templates;
+use crate::mail::transport::{send_deadline, SmtpSender};
+use crate::storage::Storage;
+
+/// Opens the database (creating and migrating it) and settles the secret key.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Keys)> {
+    let storage = Storage::open(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", settings.database_url))?;
+    storage
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    let secret = match &settings.secret_key {
+        Some(key) => key.expose_secret().to_string(),
+        // First start: generate one and keep it, so codes and sessions survive restarts.
+        None => storage.secret_key(&Keys::generate_secret()).await?,
+    };
+    Ok((storage, Keys::new(&secret)))
+}
+
+/// The domain in `Message-ID`s: the sender's, or a placeholder in dev mode.
+pub fn message_domain(settings: &Settings) -> String {
+    settings.smtp.as_ref().map_or_else(
+        || "authmail.localhost".to_string(),
+        |s| s.from.domain().to_string(),
+    )
+}
+
+pub async fn serve(settings: Settings, templates: Templates) -> anyhow::Result<()> {
+    let settings = Arc::new(settings);
+    let started = std::time::Instant::now();
+    let (storage, keys) = open_storage(&settings).await?;
+    let domain = message_domain(&settings);
+    let codes = Codes::new(
+        storage.clone(),
+        keys.clone(),
+        settings.codes.clone(),
+        &settings.limits,
+        domain.clone(),
+    );
+    let accounts = Accounts::new(
+        storage.clone(),
+        keys,
+        codes.clone(),
+        settings.session_ttl_secs,
+        domain,
+    );
+    let wake = Arc::new(Notify::new());
+    let worker = Arc::new(build_worker(&settings, storage.clone(), templates)?);
+
+    let listener = TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("BIND: cannot listen on {}", settings.bind))?;
+    let state = AppState {
+        settings: Arc::clone(&settings),
+        storage,
+        codes,
+        accounts,
+        outbox_wake: Arc::clone(&wake),
+    };
+    announce(&settings, started);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker_task = tokio::spawn(worker.run(wake, stop_rx));
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("stopped taking requests; finishing the sends in flight");
+    let _ = stop_tx.send(true);
+    worker_task.await.context("mail worker panicked")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn build_worker(
+    settings: &Settings,
+    storage: Storage,
+    templates: Templates,
+) -> anyhow::Result<Worker> {
+    let (sink, concurrency, lease_secs) = match &settings.smtp {
+        Some(smtp) => {
+            let sender = SmtpSender::new(smtp).context("cannot set up the SMTP transport")?;
+            // The lease outlives the longest possible send, so a live worker never
+            // loses its claim to another mid-send.
+            let lease = send_deadline(smtp.timeout).as_secs() as i64 + 10;
+            (Sink::Smtp(sender), smtp.pool_size as usize, lease)
+        }
+        None => (Sink::DevMailbox, 4, 30),
+    };
+    Ok(Worker {
+        storage,
+        sink,
+        templates: Arc::new(templates),
+        retry: RetryPolicy {
+            base_secs: settings.retry_base_secs,
+            max_secs: settings.retry_max_secs,
+        },
+        concurrency,
+        lease_secs,
+        code_ttl_secs: settings.codes.ttl_secs,
+        public_url: settings.public_url.clone(),
+    })
+}
+
+fn announce(settings: &Settings, started: std::time::Instant) {
+    let url = &settings.public_url;
+    tracing::info!(bind = %settings.bind, database = %redact_url(&settings.database_url), ready_ms = started.elapsed().as_millis() as u64, "authmail listening on {url}");
+    match &settings.smtp {
+        None => tracing::info!(
+            "mail is in dev mode: no SMTP_SERVER is set, so mail is not sent but kept in the dev mailbox at {url}/dev/mailbox"
+        ),
+        Some(s) => tracing::info!(server = %s.server, port = s.port, security = s.security.as_str(), user = ?s.user, "mail goes out over SMTP"),
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

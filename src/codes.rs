@@ -1,0 +1,131 @@
+//! Issuing and checking verification codes. No HTTP here: callers pass parsed
+//! domain values and get domain outcomes or the API error to answer with.
+
+use crate::clock;
+use crate::config::{CodePolicy, RateLimits};
+use crate::domain::{Code, EmailAddress, Lang, Purpose};
+use crate::error::ApiError;
+use crate::keys::Keys;
+use crate::mail;
+use crate::storage::{
+    CodeCheck, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind, NewMessage, SendLimits,
+    Storage,
+};
+
+/// How long `CODE_MAX_FAILURES` locks an address's code flows.
+const LOCK_SECS: i64 = 24 * 3600;
+
+#[derive(Clone)]
+pub struct Codes {
+    storage: Storage,
+    keys: Keys,
+    policy: CodePolicy,
+    limits: SendLimits,
+    message_domain: String,
+}
+
+impl Codes {
+    pub fn new(
+        storage: Storage,
+        keys: Keys,
+        policy: CodePolicy,
+        limits: &RateLimits,
+        message_domain: String,
+    ) -> Self {
+        let limits = SendLimits {
+            cooldown_secs: policy.resend_cooldown_secs,
+            per_email_per_hour: limits.per_email_per_hour,
+            per_ip_per_hour: limits.per_ip_per_hour,
+        };
+        Self {
+            storage,
+            keys,
+            policy,
+            limits,
+            message_domain,
+        }
+    }
+
+    pub fn policy(&self) -> &CodePolicy {
+        &self.policy
+    }
+
+    /// Records the request against the limits and, where the code can be used,
+    /// writes the code and its mail in the same transaction. Returns whether a
+    /// mail was queued (never shown to the client).
+    pub async fn request(
+        &self,
+        email: &EmailAddress,
+        purpose: Purpose,
+        lang: Lang,
+        ip_key: &str,
+    ) -> Result<bool, ApiError> {
+        let now = clock::now();
+        let code = Code::generate(self.policy.length);
+        let code_hash = self.keys.code_hash(email, purpose, &code);
+        let expires_at = now + self.policy.ttl_secs;
+        let mail = NewMessage {
+            message_id: mail::new_message_id(&self.message_domain),
+            to: email.clone(),
+            kind: MailKind::Code(purpose),
+            lang,
+            payload: Some(code.expose().to_string()),
+            expires_at,
+        };
+        let outcome = self
+            .storage
+            .request_code(CodeRequest {
+                email,
+                purpose,
+                ip_key,
+                now,
+                limits: self.limits,
+                code_hash: &code_hash,
+                code_expires_at: expires_at,
+                mail,
+            })
+            .await?;
+        match outcome {
+            CodeRequestOutcome::Accepted { mailed } => Ok(mailed),
+            CodeRequestOutcome::RateLimited { retry_after } => Err(ApiError::RateLimited {
+                retry_after: retry_after.max(1) as u64,
+            }),
+            CodeRequestOutcome::Locked { retry_after } => Err(ApiError::TooManyAttempts {
+                retry_after: retry_after.max(1) as u64,
+            }),
+        }
+    }
+
+    /// Checks a submitted code and consumes it when right. A code of the wrong
+    /// shape is refused before any stored code is looked at.
+    pub async fn verify(
+        &self,
+        email: &EmailAddress,
+        purpose: Purpose,
+        submitted: &str,
+    ) -> Result<(), ApiError> {
+        let code = Code::parse(submitted, self.policy.length).ok_or(ApiError::InvalidCode)?;
+        let limits = GuessLimits {
+            max_attempts: self.policy.max_attempts,
+            max_failures: self.policy.max_failures,
+            lock_secs: LOCK_SECS,
+        };
+        let keys = &self.keys;
+        let check = self
+            .storage
+            .check_code(email, purpose, clock::now(), limits, |stored| {
+                keys.code_matches(email, purpose, &code, stored)
+            })
+            .await?;
+        match check {
+            CodeCheck::Valid => Ok(()),
+            CodeCheck::Invalid => Err(ApiError::InvalidCode),
+            CodeCheck::Exhausted => Err(ApiError::TooManyAttempts {
+                retry_after: self.policy.resend_cooldown_secs.max(1) as u64,
+            }),
+            CodeCheck::Locked { retry_after } => Err(ApiError::TooManyAttempts {
+                retry_after: retry_after.max(1) as u64,
+            }),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The one API error type. Every error on every path leaves as
+//! `{"error": {"code": "...", "message": "..."}}` with the contract's status.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidEmail(String),
+    #[error("purpose must be one of register, reset_password, login")]
+    InvalidPurpose,
+    #[error("the code is wrong, expired or already used")]
+    InvalidCode,
+    #[error("a password must be 8 to 1024 characters")]
+    WeakPassword,
+    #[error("an account with this address already exists")]
+    EmailTaken,
+    #[error("wrong email address or password")]
+    InvalidCredentials,
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("too many requests; try again in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
+    #[error("too many wrong codes; try again in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("the body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("no such path")]
+    NotFound,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request"),
+            Self::InvalidEmail(_) => (S::BAD_REQUEST, "invalid_email"),
+            Self::InvalidPurpose => (S::BAD_REQUEST, "invalid_purpose"),
+            Self::InvalidCode => (S::BAD_REQUEST, "invalid_code"),
+            Self::WeakPassword => (S::BAD_REQUEST, "weak_password"),
+            Self::EmailTaken => (S::CONFLICT, "email_taken"),
+            Self::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::NotFound => (S::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(e) = &self {
+            // The cause goes to the log only; the client learns nothing internal.
+            tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        let body = json!({"error": {"code": code, "message": self.to_string()}});
+        let mut response = (status, Json(body)).into_response();
+        if let Self::RateLimited { retry_after } | Self::TooManyAttempts { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+        }
+        response
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::Unavailable(_) => Self::Unavailable,
+            crate::storage::StorageError::Other(e) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<crate::domain::InvalidEmail> for ApiError {
+    fn from(e: crate::domain::InvalidEmail) -> Self {
+        Self::InvalidEmail(format!("invalid email address: {e}"))
+    }
+}
+
+impl From<crate::domain::WeakPassword> for ApiError {
+    fn from(_: crate::domain::WeakPassword) -> Self {
+        Self::WeakPassword
+    }
+}

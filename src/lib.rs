@@ -1,0 +1,17 @@
+//! authmail: email verification codes and the account flows built on them,
+//! with a durable SMTP outbox. See ../shared/contract.md for the interface.
+
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod codes;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod keys;
+pub mod limits;
+pub mod mail;
+pub mod ops;
+pub mod storage;

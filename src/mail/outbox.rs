@@ -1,0 +1,229 @@
+//! The outbox worker: the only consumer of the outbox. It claims due messages
+//! with a lease, sends each (or drops it in the dev mailbox), and records how
+//! it went: sent, retry later with backoff, or failed with the reply kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::templates::{MailContext, RenderedMail, Templates};
+use super::transport::{Delivery, SmtpSender};
+use crate::clock;
+use crate::domain::{EmailAddress, Lang};
+use crate::storage::{DevMail, MailKind, OutboxMessage, Storage};
+
+/// Where mail goes.
+pub enum Sink {
+    Smtp(SmtpSender),
+    DevMailbox,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base_secs: u64,
+    pub max_secs: u64,
+}
+
+impl RetryPolicy {
+    /// Delay before try `attempts + 1`: base doubling per try, ±20 % jitter, capped.
+    pub fn delay(&self, attempts: i64, jitter: f64) -> i64 {
+        let exp = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(30);
+        let raw = self
+            .base_secs
+            .saturating_mul(1u64 << exp)
+            .min(self.max_secs) as f64;
+        ((raw * jitter).round() as i64).clamp(1, self.max_secs as i64)
+    }
+}
+
+pub struct Worker {
+    pub storage: Storage,
+    pub sink: Sink,
+    pub templates: Arc<Templates>,
+    pub retry: RetryPolicy,
+    /// Most messages in flight at once (`SMTP_POOL_SIZE`).
+    pub concurrency: usize,
+    /// How long a claim holds before another worker may take the message.
+    pub lease_secs: i64,
+    pub code_ttl_secs: i64,
+    pub public_url: String,
+}
+
+impl Worker {
+    /// Runs until `shutdown` turns true, then finishes the sends in flight.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let mut inflight = JoinSet::new();
+        while !*shutdown.borrow() {
+            let free = self.concurrency.saturating_sub(inflight.len());
+            let mut pause = Duration::from_secs(2);
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(batch) => {
+                        let full = batch.len() == free;
+                        for msg in batch {
+                            let worker = Arc::clone(&self);
+                            inflight.spawn(async move { worker.deliver(msg).await });
+                        }
+                        if full {
+                            pause = Duration::ZERO; // There may be more due right now.
+                        } else if let Ok(Some(due)) = self.storage.next_due_at().await {
+                            let wait = (due - clock::now()).clamp(0, 2);
+                            pause = Duration::from_secs(wait as u64).max(Duration::from_millis(50));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot claim outbox messages; retrying"),
+                }
+            }
+            if pause.is_zero() && inflight.len() < self.concurrency {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        // Stop claiming; let what was started end (each send is bounded by its deadline).
+        while inflight.join_next().await.is_some() {}
+        if let Sink::Smtp(sender) = &self.sink {
+            sender.shutdown().await;
+        }
+    }
+
+    async fn claim(&self, limit: usize) -> crate::storage::Result<Vec<OutboxMessage>> {
+        let now = clock::now();
+        self.storage
+            .claim_due_messages(now, now + self.lease_secs, limit as i64)
+            .await
+    }
+
+    /// Takes one claimed message to its next state. Public so tests can drive it.
+    pub async fn deliver(&self, msg: OutboxMessage) {
+        let now = clock::now();
+        if now >= msg.expires_at {
+            let reason = msg
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "not delivered before it expired".into());
+            self.finish(&msg, Delivery::Permanent(reason), now).await;
+            return;
+        }
+        let rendered = match self.render(&msg) {
+            Ok(r) => r,
+            Err(e) => return self.finish(&msg, Delivery::Permanent(e), now).await,
+        };
+        let started = std::time::Instant::now();
+        let outcome = match &self.sink {
+            Sink::Smtp(sender) => {
+                sender
+                    .send(&msg.message_id, &msg.recipient, &rendered)
+                    .await
+            }
+            Sink::DevMailbox => return self.to_dev_mailbox(&msg, rendered).await,
+        };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        log_try(&msg, &outcome, latency_ms);
+        self.finish(&msg, outcome, clock::now()).await;
+    }
+
+    fn render(&self, msg: &OutboxMessage) -> Result<RenderedMail, String> {
+        let kind = MailKind::parse(&msg.kind)
+            .ok_or_else(|| format!("unknown mail kind {:?}", msg.kind))?;
+        let lang = Lang::parse(&msg.lang).unwrap_or_default();
+        let (template, purpose) = match kind {
+            MailKind::Code(p) => ("code", p.as_str()),
+            MailKind::PasswordChanged => ("password_changed", ""),
+            MailKind::Test => ("test", ""),
+        };
+        let ctx = MailContext {
+            purpose,
+            code: msg.payload.as_deref(),
+            minutes: (self.code_ttl_secs + 59) / 60,
+            email: &msg.recipient,
+            public_url: &self.public_url,
+        };
+        self.templates.render(template, lang, &ctx)
+    }
+
+    async fn to_dev_mailbox(&self, msg: &OutboxMessage, rendered: RenderedMail) {
+        if let Some(code) = &msg.payload {
+            // Dev mode only: there is no real mailbox, so the log is one.
+            tracing::info!(to = %msg.recipient, kind = %msg.kind, code = %code, "dev mailbox: code");
+        }
+        let mail = DevMail {
+            to: msg.recipient.clone(),
+            subject: rendered.subject,
+            text: rendered.text,
+            created_at: clock::now(),
+        };
+        if let Err(e) = self.storage.deliver_to_dev_mailbox(msg.id, mail).await {
+            tracing::warn!(error = %e, id = msg.id, "cannot store in the dev mailbox; will retry after the lease");
+        }
+    }
+
+    async fn finish(&self, msg: &OutboxMessage, outcome: Delivery, now: i64) {
+        let result = match outcome {
+            Delivery::Sent(reply) => self.storage.mark_sent(msg.id, &reply, now).await,
+            Delivery::Permanent(error) => self.storage.mark_failed(msg.id, &error, now).await,
+            Delivery::Transient(error) => {
+                let jitter = rand::thread_rng().gen_range(0.8..=1.2);
+                let next = now + self.retry.delay(msg.attempts, jitter);
+                if next >= msg.expires_at {
+                    // A code mail stops when its code expires; other mail after a day.
+                    let error = format!("{error} (no further tries: the message expires first)");
+                    self.storage.mark_failed(msg.id, &error, now).await
+                } else {
+                    self.storage.mark_retry(msg.id, &error, next).await
+                }
+            }
+        };
+        if let Err(e) = result {
+            // The lease runs out and the message is tried again: at worst a duplicate.
+            tracing::error!(error = %e, id = msg.id, "cannot record the delivery outcome");
+        }
+    }
+}
+
+/// One structured line per try: never the code, never the password.
+fn log_try(msg: &OutboxMessage, outcome: &Delivery, latency_ms: u64) {
+    let to = EmailAddress::parse(&msg.recipient).map_or_else(|_| "***".to_string(), |a| a.masked());
+    let (result, reply) = match outcome {
+        Delivery::Sent(r) => ("sent", r),
+        Delivery::Transient(r) => ("retry", r),
+        Delivery::Permanent(r) => ("failed", r),
+    };
+    let reply_code = reply
+        .get(..3)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or("");
+    if matches!(outcome, Delivery::Sent(_)) {
+        tracing::info!(id = msg.id, message_id = %msg.message_id, to = %to, attempt = msg.attempts, outcome = result, reply_code, reply = %reply, latency_ms, "delivery");
+    } else {
+        tracing::warn!(id = msg.id, message_id = %msg.message_id, to = %to, attempt = msg.attempts, outcome = result, reply_code, reply = %reply, latency_ms, "delivery");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy {
+            base_secs: 5,
+            max_secs: 300,
+        };
+        let delays: Vec<i64> = (1..=9).map(|a| p.delay(a, 1.0)).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(p.delay(1, 0.8), 4);
+        assert_eq!(p.delay(1, 1.2), 6);
+        assert_eq!(p.delay(9, 1.2), 300, "jitter never exceeds the cap");
+        assert_eq!(p.delay(1_000_000, 1.0), 300);
+    }
+}

@@ -1,0 +1,152 @@
+//! The SMTP transport: lettre over tokio + rustls, pooled. One call sends one
+//! message and says how it went, in the outbox's terms.
+
+use std::time::Duration;
+
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use super::templates::RenderedMail;
+use crate::config::{Security, SmtpSettings};
+
+/// How one try went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The server answered 2xx to the end of DATA; the reply.
+    Sent(String),
+    /// Worth another try later: connect errors, timeouts, 4xx, dropped connections.
+    Transient(String),
+    /// Will not succeed by retrying: 5xx, or a message that cannot be built.
+    Permanent(String),
+}
+
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// The whole of one send, start to end; a stuck server cannot hold a message longer.
+    deadline: Duration,
+}
+
+impl SmtpSender {
+    pub fn new(smtp: &SmtpSettings) -> anyhow::Result<Self> {
+        let tls = match smtp.security {
+            Security::None => Tls::None,
+            security => {
+                let mut params = TlsParameters::builder(smtp.server.clone());
+                if let Some(pem) = &smtp.ca_pem {
+                    params = params.add_root_certificate(Certificate::from_pem(pem)?);
+                }
+                let params = params.build_rustls()?;
+                match security {
+                    Security::Tls => Tls::Wrapper(params),
+                    Security::StartTls => Tls::Required(params),
+                    _ => Tls::Opportunistic(params),
+                }
+            }
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.server.as_str())
+                .port(smtp.port)
+                .tls(tls)
+                .timeout(Some(smtp.timeout))
+                .pool_config(
+                    PoolConfig::new()
+                        .max_size(smtp.pool_size)
+                        .idle_timeout(Duration::from_secs(60)),
+                );
+        if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
+            builder = builder
+                .credentials(Credentials::new(
+                    user.clone(),
+                    password.expose_secret().to_string(),
+                ))
+                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from: Mailbox::new(smtp.from_name.clone(), smtp.from.as_str().parse()?),
+            deadline: send_deadline(smtp.timeout),
+        })
+    }
+
+    pub async fn send(&self, message_id: &str, to: &str, mail: &RenderedMail) -> Delivery {
+        let message = match self.build(message_id, to, mail) {
+            Ok(m) => m,
+            Err(e) => return Delivery::Permanent(format!("cannot build the message: {e}")),
+        };
+        match tokio::time::timeout(self.deadline, self.transport.send(message)).await {
+            Err(_) => Delivery::Transient(format!("timed out after {} s", self.deadline.as_secs())),
+            Ok(Ok(response)) => {
+                let text: Vec<&str> = response.message().collect();
+                Delivery::Sent(format!("{} {}", response.code(), text.join(" ")))
+            }
+            Ok(Err(e)) if e.is_permanent() || e.is_client() => Delivery::Permanent(describe(&e)),
+            Ok(Err(e)) => Delivery::Transient(describe(&e)),
+        }
+    }
+
+    fn build(&self, message_id: &str, to: &str, mail: &RenderedMail) -> anyhow::Result<Message> {
+        Ok(Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, to.parse()?))
+            .subject(mail.subject.clone())
+            .message_id(Some(message_id.to_string()))
+            .date_now()
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(mail.text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(mail.html.clone()),
+                    ),
+            )?)
+    }
+
+    /// Connects, secures and logs in (when credentials are set), as a send would.
+    pub async fn check(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.deadline, self.transport.test_connection()).await {
+            Err(_) => Err(format!("timed out after {} s", self.deadline.as_secs())),
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err("the server closed the connection".into()),
+            Ok(Err(e)) => Err(describe(&e)),
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        self.transport.shutdown().await;
+    }
+}
+
+/// A send is connect + TLS + a handful of commands, each bounded by
+/// `SMTP_TIMEOUT_SECS`; three of them is far beyond any healthy send.
+pub fn send_deadline(timeout: Duration) -> Duration {
+    timeout * 3
+}
+
+/// The server's reply as `535 5.7.8 ...` when there was one, else lettre's
+/// error with its whole source chain.
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let mut source = std::error::Error::source(e);
+    if let (Some(code), Some(reply)) = (e.status(), source) {
+        return format!("{code} {reply}");
+    }
+    let mut text = e.to_string();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

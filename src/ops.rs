@@ -1,0 +1,155 @@
+//! The operator commands besides `serve`: migrate, doctor, send-test, outbox.
+
+use std::process::ExitCode;
+
+use crate::app;
+use crate::config::Settings;
+use crate::domain::{EmailAddress, Lang};
+use crate::mail::new_message_id;
+use crate::mail::templates::{MailContext, Templates};
+use crate::mail::transport::{Delivery, SmtpSender};
+
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    app::open_storage(settings).await?;
+    println!(
+        "migrations applied to {}",
+        app::redact_url(&settings.database_url)
+    );
+    Ok(())
+}
+
+fn no_smtp(lang: Lang) -> ExitCode {
+    eprintln!(
+        "authmail: {}",
+        match lang {
+            Lang::ZhCn => "SMTP_SERVER 未设置（也没有 SMTP_PROVIDER）：没有可以检查的 SMTP 服务器",
+            Lang::En =>
+                "SMTP_SERVER is not set (nor SMTP_PROVIDER): there is no SMTP server to check",
+        }
+    );
+    ExitCode::from(2)
+}
+
+/// Connects, secures and logs in as `serve` would.
+pub async fn doctor(settings: &Settings, lang: Lang) -> ExitCode {
+    let Some(smtp) = &settings.smtp else {
+        return no_smtp(lang);
+    };
+    let sender = match SmtpSender::new(smtp) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("✗ {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let started = std::time::Instant::now();
+    match sender.check().await {
+        Ok(()) => {
+            println!(
+                "✓ {}:{} ({}) {} ms",
+                smtp.server,
+                smtp.port,
+                smtp.security.as_str(),
+                started.elapsed().as_millis()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!(
+                "✗ {}:{} ({}): {e}",
+                smtp.server,
+                smtp.port,
+                smtp.security.as_str()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub async fn send_test(
+    settings: &Settings,
+    templates: &Templates,
+    lang: Lang,
+    to: &str,
+) -> ExitCode {
+    let Some(smtp) = &settings.smtp else {
+        return no_smtp(lang);
+    };
+    let to = match EmailAddress::parse(to) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("authmail: --to: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ctx = MailContext {
+        purpose: "",
+        code: None,
+        minutes: 0,
+        email: to.as_str(),
+        public_url: &settings.public_url,
+    };
+    let sent = match (SmtpSender::new(smtp), templates.render("test", lang, &ctx)) {
+        (Ok(sender), Ok(mail)) => {
+            sender
+                .send(&new_message_id(smtp.from.domain()), to.as_str(), &mail)
+                .await
+        }
+        (Err(e), _) => Delivery::Permanent(e.to_string()),
+        (_, Err(e)) => Delivery::Permanent(e),
+    };
+    match sent {
+        Delivery::Sent(reply) => {
+            println!("✓ {reply}");
+            ExitCode::SUCCESS
+        }
+        Delivery::Transient(e) | Delivery::Permanent(e) => {
+            println!("✗ {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub async fn outbox(
+    settings: &Settings,
+    status: Option<&str>,
+    limit: i64,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let (storage, _) = app::open_storage(settings).await?;
+    let entries = storage.list_outbox(status, limit).await?;
+    if as_json {
+        for e in &entries {
+            println!("{}", crate::api::admin::outbox_entry_json(e));
+        }
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.id.to_string(),
+                e.status.clone(),
+                e.attempts.to_string(),
+                e.recipient.clone(),
+                e.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["ID", "STATUS", "ATTEMPTS", "RECIPIENT", "LAST ERROR"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! The only place with SQL. `Storage` is the interface the rest of authmail
+//! sees; each backend module holds that backend's queries. Every operation that
+//! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
+
+mod sqlite;
+
+use std::time::Duration;
+
+use crate::domain::{EmailAddress, Lang, Purpose};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached or is too busy: the API answers 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("database error: {0}")]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &e {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed => Self::Unavailable(e),
+            E::Database(d) if d.code().is_some_and(|c| is_transient_code(&c)) => {
+                Self::Unavailable(e)
+            }
+            _ => Self::Other(e),
+        }
+    }
+}
+
+/// SQLite's BUSY, LOCKED, IOERR, FULL and CANTOPEN (primary codes, any extended
+/// variant): faults of the storage, not of the request, that clear without a restart.
+fn is_transient_code(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// What kind of mail an outbox row is; decides template and retry horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailKind {
+    Code(Purpose),
+    PasswordChanged,
+    Test,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code(p) => p.as_str(),
+            Self::PasswordChanged => "password_changed",
+            Self::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "password_changed" => Some(Self::PasswordChanged),
+            "test" => Some(Self::Test),
+            other => Purpose::parse(other).map(Self::Code),
+        }
+    }
+}
+
+/// A message to put in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message_id: String,
+    pub to: EmailAddress,
+    pub kind: MailKind,
+    pub lang: Lang,
+    /// Template data (the code); cleared once the message is final.
+    pub payload: Option<String>,
+    /// A code mail stops trying when its code expires; other mail after 24 hours.
+    pub expires_at: i64,
+}
+
+/// A claimed outbox message, ready to render and send.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub message_id: String,
+    pub recipient: String,
+    pub kind: String,
+    pub lang: String,
+    pub payload: Option<String>,
+    /// Tries so far, this one included.
+    pub attempts: i64,
+    pub expires_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// An outbox row as the admin API and the `outbox` command show it.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub recipient: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub sent: i64,
+    pub failed: i64,
+    pub queued: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DevMail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub created_at: i64,
+}
+
+/// The limits a send-code request is held to; zero disables one.
+#[derive(Debug, Clone, Copy)]
+pub struct SendLimits {
+    pub cooldown_secs: i64,
+    pub per_email_per_hour: i64,
+    pub per_ip_per_hour: i64,
+}
+
+/// One send-code request, decided and recorded in one transaction.
+pub struct CodeRequest<'a> {
+    pub email: &'a EmailAddress,
+    pub purpose: Purpose,
+    pub ip_key: &'a str,
+    pub now: i64,
+    pub limits: SendLimits,
+    pub code_hash: &'a [u8],
+    pub code_expires_at: i64,
+    pub mail: NewMessage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRequestOutcome {
+    /// Accepted; `mailed` says whether a code and mail were written.
+    Accepted {
+        mailed: bool,
+    },
+    RateLimited {
+        retry_after: i64,
+    },
+    Locked {
+        retry_after: i64,
+    },
+}
+
+/// How a submitted code fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    Valid,
+    /// Wrong, expired, used, voided or never sent: one answer for all.
+    Invalid,
+    /// The live code has had `CODE_MAX_ATTEMPTS` guesses.
+    Exhausted,
+    Locked {
+        retry_after: i64,
+    },
+}
+
+/// The limits a code guess is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct GuessLimits {
+    pub max_attempts: i64,
+    pub max_failures: i64,
+    pub lock_secs: i64,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Dispatches a call to the backend module that owns the query.
+macro_rules! dispatch {
+    ($self:ident, $fn:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(pool) => sqlite::$fn(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Storage {
+    /// Connects and applies migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let pool = sqlite::connect(url).await?;
+        Ok(Self {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        dispatch!(self, migrate())
+    }
+
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let ping = async { dispatch!(self, ping()) };
+        matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(())))
+    }
+
+    /// The stored secret key, storing `candidate` first if none exists yet.
+    pub async fn secret_key(&self, candidate: &str) -> Result<String> {
+        dispatch!(self, secret_key(candidate))
+    }
+
+    pub async fn request_code(&self, req: CodeRequest<'_>) -> Result<CodeRequestOutcome> {
+        dispatch!(self, request_code(req))
+    }
+
+    /// Counts the guess, then asks `matches` about the stored hash; a match
+    /// consumes the code. All in one transaction, so one right code wins once.
+    pub async fn check_code(
+        &self,
+        email: &EmailAddress,
+        purpose: Purpose,
+        now: i64,
+        limits: GuessLimits,
+        matches: impl FnOnce(&[u8]) -> bool + Send,
+    ) -> Result<CodeCheck> {
+        dispatch!(self, check_code(email, purpose, now, limits, matches))
+    }
+
+    pub async fn clear_failures(&self, email: &EmailAddress) -> Result<()> {
+        dispatch!(self, clear_failures(email))
+    }
+
+    /// `None` when the address is taken.
+    pub async fn create_user(
+        &self,
+        email: &EmailAddress,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<User>> {
+        dispatch!(self, create_user(email, password_hash, now))
+    }
+
+    pub async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>> {
+        dispatch!(self, find_user(email))
+    }
+
+    /// Sets the password, ends every session and queues the notice, atomically.
+    pub async fn reset_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        notice: NewMessage,
+        now: i64,
+    ) -> Result<()> {
+        dispatch!(self, reset_password(user_id, password_hash, notice, now))
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        dispatch!(self, create_session(token_hash, user_id, now, expires_at))
+    }
+
+    pub async fn session_user(&self, token_hash: &[u8], now: i64) -> Result<Option<User>> {
+        dispatch!(self, session_user(token_hash, now))
+    }
+
+    pub async fn delete_session(&self, token_hash: &[u8]) -> Result<bool> {
+        dispatch!(self, delete_session(token_hash))
+    }
+
+    pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
+        dispatch!(self, enqueue(msg, now))
+    }
+
+    /// Claims up to `limit` due messages (queued and due, or sending with an
+    /// expired lease) until `lease_until`.
+    pub async fn claim_due_messages(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>> {
+        dispatch!(self, claim_due_messages(now, lease_until, limit))
+    }
+
+    pub async fn mark_sent(&self, id: i64, reply: &str, now: i64) -> Result<()> {
+        dispatch!(self, mark_sent(id, reply, now))
+    }
+
+    pub async fn mark_retry(&self, id: i64, error: &str, next_attempt_at: i64) -> Result<()> {
+        dispatch!(self, mark_retry(id, error, next_attempt_at))
+    }
+
+    pub async fn mark_failed(&self, id: i64, error: &str, now: i64) -> Result<()> {
+        dispatch!(self, mark_failed(id, error, now))
+    }
+
+    /// When the next queued message falls due (or a lease runs out).
+    pub async fn next_due_at(&self) -> Result<Option<i64>> {
+        dispatch!(self, next_due_at())
+    }
+
+    pub async fn list_outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>> {
+        dispatch!(self, list_outbox(status, limit))
+    }
+
+    pub async fn outbox_stats(&self, since: i64) -> Result<OutboxStats> {
+        dispatch!(self, outbox_stats(since))
+    }
+
+    pub async fn deliver_to_dev_mailbox(&self, id: i64, mail: DevMail) -> Result<()> {
+        dispatch!(self, deliver_to_dev_mailbox(id, mail))
+    }
+
+    pub async fn dev_mailbox(&self, limit: i64) -> Result<Vec<DevMail>> {
+        dispatch!(self, dev_mailbox(limit))
+    }
+
+    /// Deletes what no rule can need any more: old requests, codes, sessions.
+    pub async fn prune(&self, now: i64) -> Result<()> {
+        dispatch!(self, prune(now))
+    }
+}

@@ -1,0 +1,581 @@
+//! SQLite backend. Writers that read-then-write take the write lock up front
+//! (`BEGIN IMMEDIATE`), so each such transaction sees and changes a stable state.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+pub async fn connect(url: &str) -> Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(StorageError::Other)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL in WAL mode keeps every commit across a process crash (kill -9);
+        // only a power loss can drop the last commits.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &SqlitePool) -> Result<()> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(e) => StorageError::from(e),
+        other => StorageError::Other(sqlx::Error::Migrate(Box::new(other))),
+    })
+}
+
+pub async fn ping(pool: &SqlitePool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+pub async fn secret_key(pool: &SqlitePool, candidate: &str) -> Result<String> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ('secret_key', ?) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(candidate)
+    .execute(pool)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = 'secret_key'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Sqlite>;
+
+async fn lock_retry_after(tx: &mut Tx<'_>, email: &str, now: i64) -> Result<Option<i64>> {
+    let until: Option<i64> = sqlx::query_scalar(
+        "SELECT locked_until FROM failures WHERE email = ? AND locked_until > ?",
+    )
+    .bind(email)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten();
+    Ok(until.map(|u| u - now))
+}
+
+/// Seconds until the `limit`-th newest request in the window leaves it, if the
+/// window is full. `column` is a fixed column name, never user input.
+async fn window_full(
+    tx: &mut Tx<'_>,
+    column: &str,
+    key: &str,
+    limit: i64,
+    now: i64,
+) -> Result<Option<i64>> {
+    if limit <= 0 {
+        return Ok(None);
+    }
+    let sql = format!("SELECT at FROM code_requests WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?");
+    let at: Option<i64> = sqlx::query_scalar(&sql)
+        .bind(key)
+        .bind(now - 3600)
+        .bind(limit - 1)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(at.map(|at| at + 3600 - now))
+}
+
+pub async fn request_code(pool: &SqlitePool, req: CodeRequest<'_>) -> Result<CodeRequestOutcome> {
+    let email = req.email.as_str();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(retry_after) = lock_retry_after(&mut tx, email, req.now).await? {
+        return Ok(CodeRequestOutcome::Locked { retry_after });
+    }
+    let mut waits = Vec::new();
+    if req.limits.cooldown_secs > 0 {
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(at) FROM code_requests WHERE email = ? AND purpose = ?")
+                .bind(email)
+                .bind(req.purpose.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        waits.extend(
+            last.map(|at| at + req.limits.cooldown_secs - req.now)
+                .filter(|w| *w > 0),
+        );
+    }
+    waits.extend(
+        window_full(
+            &mut tx,
+            "email",
+            email,
+            req.limits.per_email_per_hour,
+            req.now,
+        )
+        .await?,
+    );
+    waits.extend(
+        window_full(
+            &mut tx,
+            "ip",
+            req.ip_key,
+            req.limits.per_ip_per_hour,
+            req.now,
+        )
+        .await?,
+    );
+    if let Some(retry_after) = waits.into_iter().max() {
+        return Ok(CodeRequestOutcome::RateLimited { retry_after });
+    }
+    sqlx::query("INSERT INTO code_requests (email, purpose, ip, at) VALUES (?, ?, ?, ?)")
+        .bind(email)
+        .bind(req.purpose.as_str())
+        .bind(req.ip_key)
+        .bind(req.now)
+        .execute(&mut *tx)
+        .await?;
+    let has_account = sqlx::query("SELECT 1 FROM users WHERE email = ?")
+        .bind(email)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    let mailed = has_account == req.purpose.needs_account();
+    if mailed {
+        sqlx::query(
+            "INSERT INTO codes (email, purpose, code_hash, expires_at, attempts, used) VALUES (?, ?, ?, ?, 0, 0)
+             ON CONFLICT (email, purpose) DO UPDATE SET code_hash = excluded.code_hash,
+                 expires_at = excluded.expires_at, attempts = 0, used = 0",
+        )
+        .bind(email)
+        .bind(req.purpose.as_str())
+        .bind(req.code_hash)
+        .bind(req.code_expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_message(&mut tx, &req.mail, req.now).await?;
+    }
+    tx.commit().await?;
+    Ok(CodeRequestOutcome::Accepted { mailed })
+}
+
+pub async fn check_code(
+    pool: &SqlitePool,
+    email: &EmailAddress,
+    purpose: Purpose,
+    now: i64,
+    limits: GuessLimits,
+    matches: impl FnOnce(&[u8]) -> bool + Send,
+) -> Result<CodeCheck> {
+    let email = email.as_str();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(retry_after) = lock_retry_after(&mut tx, email, now).await? {
+        return Ok(CodeCheck::Locked { retry_after });
+    }
+    // The guess is counted before it is compared, so no number of parallel
+    // guesses can get more than `max_attempts` comparisons.
+    let counted: Option<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE codes SET attempts = attempts + 1
+         WHERE email = ? AND purpose = ? AND used = 0 AND expires_at > ? AND attempts < ?
+         RETURNING code_hash",
+    )
+    .bind(email)
+    .bind(purpose.as_str())
+    .bind(now)
+    .bind(limits.max_attempts)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(stored) = counted else {
+        let exhausted = sqlx::query(
+            "SELECT 1 FROM codes WHERE email = ? AND purpose = ? AND used = 0 AND expires_at > ?",
+        )
+        .bind(email)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        return Ok(if exhausted {
+            CodeCheck::Exhausted
+        } else {
+            CodeCheck::Invalid
+        });
+    };
+    let valid = matches(&stored);
+    if valid {
+        sqlx::query("UPDATE codes SET used = 1 WHERE email = ? AND purpose = ?")
+            .bind(email)
+            .bind(purpose.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM failures WHERE email = ?")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        record_failure(&mut tx, email, now, limits).await?;
+    }
+    tx.commit().await?;
+    Ok(if valid {
+        CodeCheck::Valid
+    } else {
+        CodeCheck::Invalid
+    })
+}
+
+/// One more consecutive wrong guess; reaching `max_failures` locks the address.
+async fn record_failure(tx: &mut Tx<'_>, email: &str, now: i64, limits: GuessLimits) -> Result<()> {
+    // A lock that has run out starts a fresh count.
+    let previous: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN 0 ELSE count END
+         FROM failures WHERE email = ?",
+    )
+    .bind(now)
+    .bind(email)
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or(0);
+    let count = previous + 1;
+    let locked_until =
+        (limits.max_failures > 0 && count >= limits.max_failures).then_some(now + limits.lock_secs);
+    sqlx::query(
+        "INSERT INTO failures (email, count, locked_until) VALUES (?, ?, ?)
+         ON CONFLICT (email) DO UPDATE SET count = excluded.count, locked_until = excluded.locked_until",
+    )
+    .bind(email)
+    .bind(count)
+    .bind(locked_until)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn clear_failures(pool: &SqlitePool, email: &EmailAddress) -> Result<()> {
+    sqlx::query("DELETE FROM failures WHERE email = ?")
+        .bind(email.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
+    User {
+        id: row.get("id"),
+        email: row.get("email"),
+        password_hash: row.get("password_hash"),
+        created_at: row.get("created_at"),
+    }
+}
+
+pub async fn create_user(
+    pool: &SqlitePool,
+    email: &EmailAddress,
+    password_hash: &str,
+    now: i64,
+) -> Result<Option<User>> {
+    let row = sqlx::query(
+        "INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (email) DO NOTHING
+         RETURNING id, email, password_hash, created_at",
+    )
+    .bind(email.as_str())
+    .bind(password_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(user_from_row))
+}
+
+pub async fn find_user(pool: &SqlitePool, email: &EmailAddress) -> Result<Option<User>> {
+    let row = sqlx::query("SELECT id, email, password_hash, created_at FROM users WHERE email = ?")
+        .bind(email.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(user_from_row))
+}
+
+pub async fn reset_password(
+    pool: &SqlitePool,
+    user_id: i64,
+    password_hash: &str,
+    notice: NewMessage,
+    now: i64,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    insert_message(&mut tx, &notice, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn create_session(
+    pool: &SqlitePool,
+    token_hash: &[u8],
+    user_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn session_user(pool: &SqlitePool, token_hash: &[u8], now: i64) -> Result<Option<User>> {
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.password_hash, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ? AND s.expires_at > ?",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(user_from_row))
+}
+
+pub async fn delete_session(pool: &SqlitePool, token_hash: &[u8]) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+        .bind(token_hash)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn insert_message(tx: &mut Tx<'_>, msg: &NewMessage, now: i64) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO outbox (message_id, recipient, kind, lang, payload, next_attempt_at, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&msg.message_id)
+    .bind(msg.to.as_str())
+    .bind(msg.kind.as_str())
+    .bind(msg.lang.as_str())
+    .bind(&msg.payload)
+    .bind(now)
+    .bind(msg.expires_at)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+pub async fn enqueue(pool: &SqlitePool, msg: NewMessage, now: i64) -> Result<i64> {
+    let mut tx = pool.begin().await?;
+    let id = insert_message(&mut tx, &msg, now).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn claim_due_messages(
+    pool: &SqlitePool,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<OutboxMessage>> {
+    let rows = sqlx::query(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?
+         WHERE id IN (
+             SELECT id FROM outbox
+             WHERE (status = 'queued' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until <= ?)
+             ORDER BY next_attempt_at, id LIMIT ?)
+         RETURNING id, message_id, recipient, kind, lang, payload, attempts, expires_at, last_error",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| OutboxMessage {
+            id: r.get("id"),
+            message_id: r.get("message_id"),
+            recipient: r.get("recipient"),
+            kind: r.get("kind"),
+            lang: r.get("lang"),
+            payload: r.get("payload"),
+            attempts: r.get("attempts"),
+            expires_at: r.get("expires_at"),
+            last_error: r.get("last_error"),
+        })
+        .collect())
+}
+
+pub async fn mark_sent(pool: &SqlitePool, id: i64, reply: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', sent_at = ?, last_reply = ?, payload = NULL, lease_until = NULL WHERE id = ?",
+    )
+    .bind(now)
+    .bind(reply)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_retry(
+    pool: &SqlitePool,
+    id: i64,
+    error: &str,
+    next_attempt_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'queued', last_error = ?, next_attempt_at = ?, lease_until = NULL
+         WHERE id = ? AND status = 'sending'",
+    )
+    .bind(error)
+    .bind(next_attempt_at)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(pool: &SqlitePool, id: i64, error: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'failed', last_error = ?, failed_at = ?, payload = NULL, lease_until = NULL
+         WHERE id = ? AND status <> 'sent'",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn next_due_at(pool: &SqlitePool) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(t) FROM (
+             SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status = 'queued'
+             UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending')",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn list_outbox(
+    pool: &SqlitePool,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OutboxEntry>> {
+    let rows = sqlx::query(
+        "SELECT id, recipient, kind, status, attempts, last_error, created_at, sent_at FROM outbox
+         WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+    )
+    .bind(status)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| OutboxEntry {
+            id: r.get("id"),
+            recipient: r.get("recipient"),
+            kind: r.get("kind"),
+            status: r.get("status"),
+            attempts: r.get("attempts"),
+            last_error: r.get("last_error"),
+            created_at: r.get("created_at"),
+            sent_at: r.get("sent_at"),
+        })
+        .collect())
+}
+
+pub async fn outbox_stats(pool: &SqlitePool, since: i64) -> Result<OutboxStats> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at > ?1) AS sent,
+                (SELECT COUNT(*) FROM outbox WHERE failed_at > ?1) AS failed,
+                (SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')) AS queued",
+    )
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok(OutboxStats {
+        sent: row.get("sent"),
+        failed: row.get("failed"),
+        queued: row.get("queued"),
+    })
+}
+
+pub async fn deliver_to_dev_mailbox(pool: &SqlitePool, id: i64, mail: DevMail) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO dev_mailbox (recipient, subject, text, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(&mail.to)
+    .bind(&mail.subject)
+    .bind(&mail.text)
+    .bind(mail.created_at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE outbox SET status = 'sent', sent_at = ?, last_reply = 'dev mailbox', payload = NULL, lease_until = NULL
+         WHERE id = ?",
+    )
+    .bind(mail.created_at)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn dev_mailbox(pool: &SqlitePool, limit: i64) -> Result<Vec<DevMail>> {
+    let rows = sqlx::query(
+        "SELECT recipient, subject, text, created_at FROM dev_mailbox ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DevMail {
+            to: r.get("recipient"),
+            subject: r.get("subject"),
+            text: r.get("text"),
+            created_at: r.get("created_at"),
+        })
+        .collect())
+}
+
+pub async fn prune(pool: &SqlitePool, now: i64) -> Result<()> {
+    // Requests only matter for the rolling hour and the cooldown (at most a day).
+    sqlx::query("DELETE FROM code_requests WHERE at < ?")
+        .bind(now - 86_400)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM codes WHERE expires_at < ?")
+        .bind(now - 3600)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+        .bind(now)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM failures WHERE locked_until IS NOT NULL AND locked_until < ?")
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
