@@ -159,7 +159,8 @@ impl Worker {
         let mail = DevMail {
             to: msg.recipient.clone(),
             subject: rendered.subject,
-            text: rendered.text,
+            // Shown in a browser, not sent over SMTP: plain line ends.
+            text: rendered.text.replace("\r\n", "\n"),
             created_at: clock::now(),
         };
         if let Err(e) = self.storage.deliver_to_dev_mailbox(msg.id, mail).await {
