@@ -39,7 +39,12 @@ impl Reply {
 }
 
 /// Settings that point authmail at a test SMTP server started by the test.
-pub fn smtp_env(smtp: &SmtpServer, certs: &Certs, security: &str, auth: Option<(&str, &str)>) -> Vec<(String, String)> {
+pub fn smtp_env(
+    smtp: &SmtpServer,
+    certs: &Certs,
+    security: &str,
+    auth: Option<(&str, &str)>,
+) -> Vec<(String, String)> {
     let mut env = vec![
         ("SMTP_SERVER".into(), "localhost".into()),
         ("SMTP_PORT".into(), smtp.port.to_string()),
@@ -79,7 +84,10 @@ impl TestApp {
     }
 
     pub fn with(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn log_path(&self, run: usize) -> PathBuf {
@@ -94,7 +102,10 @@ impl TestApp {
             .current_dir(self.dir.path())
             .env_clear()
             .env("BIND", format!("127.0.0.1:{}", self.port))
-            .env("DATABASE_URL", format!("sqlite://{}", self.dir.path().join("authmail.db").display()))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", self.dir.path().join("authmail.db").display()),
+            )
             .env("RETRY_BASE_SECS", "1")
             .env("RETRY_MAX_SECS", "2")
             .env("LOG_FORMAT", "json")
@@ -108,15 +119,27 @@ impl TestApp {
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.client.get(format!("{}/readyz", self.base)).send().await {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("authmail exited with {status} before it was ready:\n{}", self.logs());
+                panic!(
+                    "authmail exited with {status} before it was ready:\n{}",
+                    self.logs()
+                );
             }
-            assert!(Instant::now() < deadline, "authmail not ready within 30 s:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "authmail not ready within 30 s:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -132,13 +155,20 @@ impl TestApp {
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "authmail did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "authmail did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -160,12 +190,20 @@ impl TestApp {
         self.dir.path()
     }
 
-    pub async fn request(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(body) = body {
-            req = req.header("content-type", "application/json").body(body.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -174,7 +212,12 @@ impl TestApp {
     }
 
     /// A raw body with a chosen content type.
-    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> Reply {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
         let mut req = self.client.post(format!("{}{path}", self.base)).body(body);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
@@ -191,20 +234,35 @@ impl TestApp {
     }
 
     pub async fn send_code(&self, email: &str, purpose: &str) -> Reply {
-        self.post("/api/auth/send-code", json!({"email": email, "purpose": purpose})).await
+        self.post(
+            "/api/auth/send-code",
+            json!({"email": email, "purpose": purpose}),
+        )
+        .await
     }
 
     pub async fn register(&self, email: &str, password: &str, code: &str) -> Reply {
-        self.post("/api/auth/register", json!({"email": email, "password": password, "code": code}))
-            .await
+        self.post(
+            "/api/auth/register",
+            json!({"email": email, "password": password, "code": code}),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
-        self.post("/api/auth/login", json!({"email": email, "password": password})).await
+        self.post(
+            "/api/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     pub async fn login_code(&self, email: &str, code: &str) -> Reply {
-        self.post("/api/auth/login-code", json!({"email": email, "code": code})).await
+        self.post(
+            "/api/auth/login-code",
+            json!({"email": email, "code": code}),
+        )
+        .await
     }
 
     pub async fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Reply {
@@ -216,22 +274,43 @@ impl TestApp {
     }
 
     pub async fn me(&self, token: &str) -> Reply {
-        self.request("GET", "/api/auth/me", None, &[("authorization", &format!("Bearer {token}"))])
-            .await
+        self.request(
+            "GET",
+            "/api/auth/me",
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
     }
 
     pub async fn logout(&self, token: &str) -> Reply {
-        self.request("POST", "/api/auth/logout", None, &[("authorization", &format!("Bearer {token}"))])
-            .await
+        self.request(
+            "POST",
+            "/api/auth/logout",
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
     }
 
     pub async fn admin(&self, path: &str, token: &str) -> Reply {
-        self.request("GET", path, None, &[("authorization", &format!("Bearer {token}"))])
-            .await
+        self.request(
+            "GET",
+            path,
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
     }
 
     /// Polls the admin outbox until `pred` holds for the message to `to`.
-    pub async fn wait_outbox(&self, token: &str, to: &str, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+    pub async fn wait_outbox(
+        &self,
+        token: &str,
+        to: &str,
+        pred: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let r = self.admin("/api/admin/outbox?limit=500", token).await;
@@ -245,7 +324,11 @@ impl TestApp {
             if let Some(m) = found {
                 return m;
             }
-            assert!(Instant::now() < deadline, "outbox never reached the state for {to}: {}", r.raw);
+            assert!(
+                Instant::now() < deadline,
+                "outbox never reached the state for {to}: {}",
+                r.raw
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -264,7 +347,11 @@ impl TestApp {
             if let Some(code) = code {
                 return code;
             }
-            assert!(Instant::now() < deadline, "no code for {to} in the dev mailbox: {}", r.raw);
+            assert!(
+                Instant::now() < deadline,
+                "no code for {to} in the dev mailbox: {}",
+                r.raw
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -275,7 +362,12 @@ async fn into_reply(resp: reqwest::Response) -> Reply {
     let headers = resp.headers().clone();
     let raw = resp.text().await.unwrap_or_default();
     let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-    Reply { status, headers, body, raw }
+    Reply {
+        status,
+        headers,
+        body,
+        raw,
+    }
 }
 
 impl Drop for TestApp {
