@@ -59,7 +59,13 @@ impl Accounts {
         password: Password,
         code: &str,
     ) -> Result<Session, ApiError> {
-        // The code first: without it nobody learns whether the address is taken.
+        // A taken address answers 409 before the code is looked at, so the
+        // person who already has an account is told to sign in instead of
+        // waiting for a code that is never sent (send-code stays silent).
+        // The insert below still decides a race between two registrations.
+        if self.storage.find_user(email).await?.is_some() {
+            return Err(ApiError::EmailTaken);
+        }
         self.codes.verify(email, Purpose::Register, code).await?;
         let hash = self.hasher.hash(password).await?;
         let user = self
