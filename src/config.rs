@@ -337,6 +337,24 @@ impl Settings {
 fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
     let provider = src.parsed("SMTP_PROVIDER", Provider::parse, "qq, 163, gmail, exmail")?;
     let preset = provider.map(Provider::preset);
+    let port = match src.get("SMTP_PORT") {
+        None => None,
+        Some(_) => Some(src.num("SMTP_PORT", 587u16, 1..=65_535)?),
+    };
+    let security = src.parsed(
+        "SMTP_SECURITY",
+        Security::parse,
+        "tls, starttls, opportunistic, none",
+    )?;
+    let password = smtp_password(src)?;
+    let timeout = Duration::from_secs(src.num("SMTP_TIMEOUT_SECS", 10, 1..=300)?);
+    let pool_size = src.num("SMTP_POOL_SIZE", 4, 1..=256)?;
+    let ca_pem = match src.get("SMTP_CA_FILE") {
+        None => None,
+        Some(path) => Some(read_ca(path)?),
+    };
+    // Every value above is checked even in dev mode: a typo must not wait
+    // until the day SMTP_SERVER is set to be noticed.
     let Some(server) = src.get("SMTP_SERVER").or(preset.map(|p| p.0)) else {
         return Ok(None);
     };
@@ -348,15 +366,6 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
             format!("{server:?} is not a host name (no scheme or port)"),
         ));
     }
-    let port = match src.get("SMTP_PORT") {
-        None => None,
-        Some(_) => Some(src.num("SMTP_PORT", 587u16, 1..=65_535)?),
-    };
-    let security = src.parsed(
-        "SMTP_SECURITY",
-        Security::parse,
-        "tls, starttls, opportunistic, none",
-    )?;
     // Explicit settings win; one given derives the other; neither: the preset, else 587 STARTTLS.
     let (port, security) = match (port, security) {
         (Some(p), Some(s)) => (p, s),
@@ -365,7 +374,6 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
         (None, None) => preset.map_or((587, Security::StartTls), |p| (p.1, p.2)),
     };
     let user = src.get("SMTP_USER").map(str::to_string);
-    let password = smtp_password(src)?;
     if security == Security::None && password.is_some() && !is_loopback(server) {
         return Err(bad(
             "SMTP_SECURITY",
@@ -392,10 +400,6 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
     {
         return Err(bad("SMTP_FROM_NAME", "must not contain control characters"));
     }
-    let ca_pem = match src.get("SMTP_CA_FILE") {
-        None => None,
-        Some(path) => Some(read_ca(path)?),
-    };
     Ok(Some(SmtpSettings {
         server: server.to_string(),
         port,
@@ -405,9 +409,9 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
         provider,
         from,
         from_name,
-        timeout: Duration::from_secs(src.num("SMTP_TIMEOUT_SECS", 10, 1..=300)?),
+        timeout,
         ca_pem,
-        pool_size: src.num("SMTP_POOL_SIZE", 4, 1..=256)?,
+        pool_size,
     }))
 }
 

@@ -1,0 +1,257 @@
+//! The command line: bad settings stop start-up with one line naming the
+//! setting, the env file, migrate, SIGTERM, dev mode.
+
+mod support;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::app::{bin, TestApp};
+
+/// Runs authmail to completion; one that is still running after 20 s (a
+/// `serve` that should have refused to start) is killed and fails the test.
+fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run authmail");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("authmail {args:?} with {env:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn every_bad_setting_is_exit_2_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("pw");
+    std::fs::write(&password_file, "from-file\n").unwrap();
+    let pw = password_file.to_str().unwrap();
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("SMTP_PORT", &[("SMTP_PORT", "70000")]),
+        ("SMTP_PORT", &[("SMTP_PORT", "abc")]),
+        ("SMTP_SECURITY", &[("SMTP_SECURITY", "ssl3")]),
+        ("SMTP_PROVIDER", &[("SMTP_PROVIDER", "aol")]),
+        ("SMTP_TIMEOUT_SECS", &[("SMTP_TIMEOUT_SECS", "0")]),
+        ("SMTP_TIMEOUT_SECS", &[("SMTP_TIMEOUT_SECS", "301")]),
+        ("SMTP_POOL_SIZE", &[("SMTP_POOL_SIZE", "0")]),
+        ("SMTP_CA_FILE", &[("SMTP_CA_FILE", "/no/such/ca.pem")]),
+        (
+            "SMTP_PASSWORD_FILE",
+            &[("SMTP_PASSWORD_FILE", "/no/such/file")],
+        ),
+        (
+            "SMTP_PASSWORD",
+            &[
+                ("SMTP_SERVER", "smtp.example.com"),
+                ("SMTP_USER", "u@example.com"),
+                ("SMTP_PASSWORD", "x"),
+                ("SMTP_PASSWORD_FILE", pw),
+            ],
+        ),
+        (
+            "SMTP_SECURITY",
+            &[
+                ("SMTP_SERVER", "smtp.example.com"),
+                ("SMTP_SECURITY", "none"),
+                ("SMTP_USER", "u@example.com"),
+                ("SMTP_PASSWORD", "x"),
+            ],
+        ),
+        ("SMTP_FROM", &[("SMTP_SERVER", "smtp.example.com")]),
+        (
+            "SMTP_FROM",
+            &[
+                ("SMTP_SERVER", "smtp.example.com"),
+                ("SMTP_FROM", "not an address"),
+            ],
+        ),
+        (
+            "SMTP_SERVER",
+            &[
+                ("SMTP_SERVER", "smtp://smtp.example.com:587"),
+                ("SMTP_FROM", "a@example.com"),
+            ],
+        ),
+        ("DATABASE_URL", &[("DATABASE_URL", "mysql://localhost/x")]),
+        ("BIND", &[("BIND", "localhost")]),
+        ("PUBLIC_URL", &[("PUBLIC_URL", "not a url")]),
+        ("SECRET_KEY", &[("SECRET_KEY", "short")]),
+        ("CODE_TTL_SECS", &[("CODE_TTL_SECS", "29")]),
+        ("CODE_TTL_SECS", &[("CODE_TTL_SECS", "86401")]),
+        ("CODE_LENGTH", &[("CODE_LENGTH", "3")]),
+        ("CODE_LENGTH", &[("CODE_LENGTH", "11")]),
+        ("CODE_MAX_ATTEMPTS", &[("CODE_MAX_ATTEMPTS", "0")]),
+        ("CODE_MAX_ATTEMPTS", &[("CODE_MAX_ATTEMPTS", "21")]),
+        ("CODE_MAX_FAILURES", &[("CODE_MAX_FAILURES", "-1")]),
+        ("RESEND_COOLDOWN_SECS", &[("RESEND_COOLDOWN_SECS", "soon")]),
+        ("RATE_EMAIL_PER_HOUR", &[("RATE_EMAIL_PER_HOUR", "1.5")]),
+        ("RATE_IP_PER_HOUR", &[("RATE_IP_PER_HOUR", "-3")]),
+        ("TRUSTED_PROXIES", &[("TRUSTED_PROXIES", "10.0.0.0/33")]),
+        ("SESSION_TTL_SECS", &[("SESSION_TTL_SECS", "0")]),
+        ("MAIL_LANG", &[("MAIL_LANG", "fr")]),
+        ("TEMPLATES_DIR", &[("TEMPLATES_DIR", "/no/such/dir")]),
+        ("RETRY_BASE_SECS", &[("RETRY_BASE_SECS", "0")]),
+        (
+            "RETRY_MAX_SECS",
+            &[("RETRY_BASE_SECS", "10"), ("RETRY_MAX_SECS", "5")],
+        ),
+        ("ALERT_WEBHOOK_URL", &[("ALERT_WEBHOOK_URL", "ftp://x")]),
+        ("ALERT_FAILURE_RATE", &[("ALERT_FAILURE_RATE", "1.5")]),
+        ("ALERT_WINDOW_SECS", &[("ALERT_WINDOW_SECS", "0")]),
+        ("ALERT_MIN_SAMPLES", &[("ALERT_MIN_SAMPLES", "many")]),
+        ("LOG_FORMAT", &[("LOG_FORMAT", "xml")]),
+    ];
+    for (name, env) in cases {
+        let out = run(dir.path(), &["serve"], env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{env:?} should stop start-up; stderr: {stderr}"
+        );
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{env:?}: one line, got: {stderr}"
+        );
+        assert!(
+            stderr.contains(name),
+            "{env:?}: the line must name {name}: {stderr}"
+        );
+        assert!(!stderr.contains("from-file"), "never print a password");
+    }
+    assert!(
+        !dir.path().join("authmail.db").exists(),
+        "a bad setting touches nothing"
+    );
+}
+
+#[test]
+fn a_missing_env_file_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--env-file", "missing.env", "migrate"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.env"));
+}
+
+#[test]
+fn the_env_file_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "CODE_LENGTH=99\n").unwrap();
+    // The default .env is read: its bad value stops start-up...
+    let out = run(dir.path(), &["migrate"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CODE_LENGTH"));
+    // ...unless the environment overrides it.
+    let out = run(dir.path(), &["migrate"], &[("CODE_LENGTH", "6")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A named env file, after the command.
+    std::fs::write(
+        dir.path().join("other.env"),
+        "DATABASE_URL=sqlite://other.db\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["migrate", "--env-file", "other.env"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("other.db").exists());
+}
+
+#[test]
+fn migrate_twice_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = run(dir.path(), &["migrate"], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.path().join("authmail.db").exists());
+}
+
+#[test]
+fn doctor_and_send_test_without_smtp_say_smtp_server_is_not_set() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["doctor"][..], &["send-test", "--to", "a@example.com"][..]] {
+        let out = run(dir.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains("SMTP_SERVER"), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn help_on_each_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["serve", "doctor", "send-test", "migrate", "outbox"] {
+        let out = run(dir.path(), &[cmd, "--help"], &[]);
+        assert!(out.status.success(), "{cmd} --help");
+        assert!(!out.stdout.is_empty());
+    }
+    let out = run(dir.path(), &["frobnicate"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn dev_mode_says_where_the_mailbox_is_and_sigterm_exits_cleanly() {
+    let mut app = TestApp::start(vec![]).await;
+    assert!(
+        app.logs().contains("/dev/mailbox"),
+        "start-up line names the mailbox: {}",
+        app.logs()
+    );
+    assert_eq!(app.get("/dev/mailbox").await.status, 200);
+    app.send_code("term@example.com", "register").await;
+    let code = app
+        .dev_code("term@example.com", Duration::from_secs(10))
+        .await;
+    assert!(
+        app.logs().contains(&code),
+        "in dev mode the log prints each code"
+    );
+    let status = app.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+}
+
+#[tokio::test]
+async fn with_smtp_configured_the_dev_mailbox_is_gone() {
+    let app = TestApp::start(TestApp::with(&[
+        ("SMTP_SERVER", "127.0.0.1"),
+        ("SMTP_PORT", "9"),
+        ("SMTP_FROM", "a@example.com"),
+    ]))
+    .await;
+    for path in ["/dev/mailbox", "/dev/mailbox.json"] {
+        let r = app.get(path).await;
+        assert_eq!((r.status, r.error_code()), (404, "not_found"), "{path}");
+    }
+}
