@@ -280,3 +280,81 @@ async fn the_smtp_password_never_reaches_any_output() {
         "part of the SMTP password leaked"
     );
 }
+
+#[tokio::test]
+async fn a_code_mail_stops_retrying_when_its_code_expires() {
+    let certs = Certs::generate();
+    let port = support::smtp::free_port(); // nothing listens: every try fails to connect
+    let mut env = TestApp::with(&[
+        ("SMTP_SERVER", "localhost"),
+        ("SMTP_SECURITY", "starttls"),
+        ("SMTP_FROM", "noreply@authmail.test"),
+        ("SMTP_TIMEOUT_SECS", "2"),
+        ("ADMIN_TOKEN", ADMIN),
+    ]);
+    env.push(("SMTP_PORT".into(), port.to_string()));
+    env.push(("SMTP_CA_FILE".into(), certs.ca().display().to_string()));
+    let app = TestApp::start(env).await;
+
+    assert_eq!(
+        app.send_code("hal@example.com", "register").await.status,
+        202
+    );
+    let m = app
+        .wait_outbox(
+            ADMIN,
+            "hal@example.com",
+            |m| m["last_error"].is_string(),
+            WAIT,
+        )
+        .await;
+    assert_eq!(
+        m["status"], "queued",
+        "a refused connection is retried: {m}"
+    );
+    // Time passes: the code (and so its mail) expires.
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE outbox SET expires_at = created_at'); c.execute('UPDATE codes SET expires_at = 0'); c.commit()")
+        .arg(app.path().join("authmail.db"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let m = app
+        .wait_outbox(ADMIN, "hal@example.com", |m| m["status"] == "failed", WAIT)
+        .await;
+    assert!(
+        m["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "the last reply is kept: {m}"
+    );
+    assert!(m["attempts"].as_i64().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn a_550_recipient_fails_and_other_mail_keeps_flowing() {
+    let certs = Certs::generate();
+    let mut options = SmtpOptions::new(Mode::StartTls);
+    options.reject_rcpt = Some("bounce".into());
+    let smtp = SmtpServer::start(&certs, options);
+    let app = TestApp::start(env_for(&smtp, &certs, "starttls", None)).await;
+
+    assert_eq!(
+        app.send_code("bounce@example.com", "register").await.status,
+        202
+    );
+    assert_eq!(
+        app.send_code("fine@example.com", "register").await.status,
+        202
+    );
+    let m = app
+        .wait_outbox(
+            ADMIN,
+            "bounce@example.com",
+            |m| m["status"] == "failed",
+            WAIT,
+        )
+        .await;
+    assert!(m["last_error"].as_str().unwrap().contains("550"), "{m}");
+    assert_eq!(m["attempts"], 1);
+    smtp.wait_for_mail("fine@example.com", WAIT).await;
+}
