@@ -14,4 +14,5 @@ pub mod keys;
 pub mod limits;
 pub mod mail;
 pub mod ops;
+pub mod pages;
 pub mod storage;

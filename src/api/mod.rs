@@ -39,7 +39,8 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(auth::router())
         .merge(admin::router())
-        .merge(service::router());
+        .merge(service::router())
+        .merge(crate::pages::router());
     if state.settings.dev_mailbox() {
         router = router.merge(dev::router());
     }
