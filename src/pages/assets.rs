@@ -5,6 +5,7 @@ use axum::response::IntoResponse;
 
 const CSS: &str = include_str!("../../static/app.css");
 const JS: &str = include_str!("../../static/app.js");
+const ICON: &str = include_str!("../../static/favicon.svg");
 
 /// Page links carry `?v=<version>`, so a new release is fetched afresh.
 const CACHE: &str = "public, max-age=86400";
@@ -26,5 +27,15 @@ pub async fn js() -> impl IntoResponse {
             (header::CACHE_CONTROL, CACHE),
         ],
         JS,
+    )
+}
+
+pub async fn icon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        ICON,
     )
 }

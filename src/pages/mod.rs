@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(account::logout))
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
+        .route("/static/favicon.svg", get(assets::icon))
         .layer(middleware::from_fn(security_headers))
         .layer(Extension(Arc::new(Pages::new())))
 }
