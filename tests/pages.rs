@@ -388,6 +388,30 @@ async fn send_code_from_a_page_mails_in_the_page_language() {
     };
     let subject = reset["subject"].as_str().unwrap();
     assert!(subject.is_ascii(), "an English subject: {reset}");
+
+    // Again at once: the cooldown, with the wait in seconds, by the address.
+    let page = b
+        .post(
+            "/forgot-password",
+            &[
+                ("csrf", &csrf),
+                ("action", "send"),
+                ("email", "lang@example.com"),
+                ("sent_at", "0"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 429);
+    let error = page
+        .body
+        .split("id=\"email-error\">")
+        .nth(1)
+        .expect("an error by the address field");
+    assert!(
+        error.starts_with("Too many code requests. Try again in ") && error.contains(" seconds."),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -246,6 +246,16 @@ impl Page {
         limits::ip_key(ip)
     }
 
+    /// "… in {n} seconds", or in minutes (rounded up) once that reads better.
+    fn wait_text(&self, key: &str, secs: u64) -> String {
+        match secs {
+            0..120 => self.t(key).replace("{n}", &secs.to_string()),
+            _ => self
+                .t(&format!("{key}_minutes"))
+                .replace("{n}", &secs.div_ceil(60).to_string()),
+        }
+    }
+
     fn secure(&self) -> bool {
         self.state.settings.public_url.starts_with("https://")
     }
@@ -254,7 +264,7 @@ impl Page {
     /// the status the API would answer it with.
     pub fn describe(&self, e: &ApiError) -> (Field, String, StatusCode) {
         use StatusCode as S;
-        let wait = |key: &str, secs: u64| self.t(key).replace("{n}", &secs.to_string());
+        let wait = |key: &str, secs: u64| self.wait_text(key, secs);
         match e {
             ApiError::InvalidEmail(_) => {
                 (Field::Email, self.t("err_invalid_email"), S::BAD_REQUEST)
