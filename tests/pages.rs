@@ -118,6 +118,30 @@ impl Browser {
     }
 }
 
+impl Browser {
+    async fn login(
+        &mut self,
+        csrf: &str,
+        email: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let form = [("csrf", csrf), ("email", email), ("password", password)];
+        self.post("/login", &form, headers).await
+    }
+
+    /// Step 1 of a code flow (`sent_at` non-empty: the resend button of step 2).
+    async fn send_code(&mut self, path: &str, csrf: &str, email: &str, sent_at: &str) -> Page {
+        let form = [
+            ("csrf", csrf),
+            ("action", "send"),
+            ("email", email),
+            ("sent_at", sent_at),
+        ];
+        self.post(path, &form, &[]).await
+    }
+}
+
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -228,15 +252,7 @@ async fn the_session_cookie_holds_an_api_token() {
     let mut b = Browser::new(&app);
     let csrf = b.get("/login", &[]).await.csrf();
     let page = b
-        .post(
-            "/login",
-            &[
-                ("csrf", &csrf),
-                ("email", "Cookie@Example.com"),
-                ("password", "a fine password"),
-            ],
-            &[],
-        )
+        .login(&csrf, "Cookie@Example.com", "a fine password", &[])
         .await;
     assert_eq!((page.status, page.location()), (303, "/account"));
     let cookie = page.set_cookie("authmail_session").expect("session cookie");
@@ -262,16 +278,10 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     api_account(&app, "csrf@example.com", "a fine password").await;
     let mut b = Browser::new(&app);
     let good = b.get("/login?lang=en", &[]).await.csrf();
-    let creds = |csrf: &'static str| {
-        [
-            ("csrf", csrf),
-            ("email", "csrf@example.com"),
-            ("password", "a fine password"),
-        ]
-    };
+    let (email, password) = ("csrf@example.com", "a fine password");
     // Wrong token, missing token.
     for bad in ["0000", ""] {
-        let page = b.post("/login", &creds(bad), &[]).await;
+        let page = b.login(bad, email, password, &[]).await;
         assert_eq!(page.status, 403, "token {bad:?}");
         assert!(page.body.contains("This form had expired"), "{}", page.body);
         assert!(page.set_cookie("authmail_session").is_none());
@@ -280,39 +290,18 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     let mut other = Browser::new(&app);
     let foreign = other.get("/login", &[]).await.csrf();
     assert_ne!(foreign, good);
-    let form = [
-        ("csrf", foreign.as_str()),
-        ("email", "csrf@example.com"),
-        ("password", "a fine password"),
-    ];
-    assert_eq!(b.post("/login", &form, &[]).await.status, 403);
+    assert_eq!(b.login(&foreign, email, password, &[]).await.status, 403);
     // The right token, but posted from another site.
-    let form = [
-        ("csrf", good.as_str()),
-        ("email", "csrf@example.com"),
-        ("password", "a fine password"),
-    ];
-    let page = b
-        .post("/login", &form, &[("sec-fetch-site", "cross-site")])
-        .await;
+    let cross_site = [("sec-fetch-site", "cross-site")];
+    let page = b.login(&good, email, password, &cross_site).await;
     assert_eq!(page.status, 403);
     // A refused send-code form sends nothing.
-    let page = b
-        .post(
-            "/register",
-            &[
-                ("csrf", "bad"),
-                ("action", "send"),
-                ("email", "x@example.com"),
-            ],
-            &[],
-        )
-        .await;
+    let page = b.send_code("/register", "bad", "x@example.com", "").await;
     assert_eq!(page.status, 403);
     let mailbox = app.get("/dev/mailbox.json").await;
     assert!(!mailbox.raw.contains("x@example.com"), "{}", mailbox.raw);
     // Sign-out too: a forged one leaves the session alone.
-    let page = b.post("/login", &form, &[]).await;
+    let page = b.login(&good, email, password, &[]).await;
     assert_eq!(page.status, 303);
     let token = b.jar["authmail_session"].clone();
     let page = b.post("/logout", &[("csrf", "forged")], &[]).await;
@@ -352,15 +341,7 @@ async fn send_code_from_a_page_mails_in_the_page_language() {
     let mut b = Browser::new(&app);
     let csrf = b.get("/forgot-password?lang=en", &[]).await.csrf();
     let page = b
-        .post(
-            "/forgot-password",
-            &[
-                ("csrf", &csrf),
-                ("action", "send"),
-                ("email", "lang@example.com"),
-            ],
-            &[],
-        )
+        .send_code("/forgot-password", &csrf, "lang@example.com", "")
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("id=\"code\""), "step 2 shown");
@@ -391,16 +372,7 @@ async fn send_code_from_a_page_mails_in_the_page_language() {
 
     // Again at once: the cooldown, with the wait in seconds, by the address.
     let page = b
-        .post(
-            "/forgot-password",
-            &[
-                ("csrf", &csrf),
-                ("action", "send"),
-                ("email", "lang@example.com"),
-                ("sent_at", "0"),
-            ],
-            &[],
-        )
+        .send_code("/forgot-password", &csrf, "lang@example.com", "0")
         .await;
     assert_eq!(page.status, 429);
     let error = page

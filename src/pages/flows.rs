@@ -267,13 +267,18 @@ fn links(page: &Page, flow: Flow) -> Vec<Value> {
         Purpose::ResetPassword => vec![link(page, None, "login_title", "/login", "to-login")],
         Purpose::Login => vec![
             link(page, None, "with_password", "/login", "with-password"),
-            link(
-                page,
-                Some("no_account"),
-                "register_link",
-                "/register",
-                "to-register",
-            ),
+            to_register(page),
         ],
     }
+}
+
+/// "No account yet? Create one", under both sign-in forms.
+pub fn to_register(page: &Page) -> Value {
+    link(
+        page,
+        Some("no_account"),
+        "register_link",
+        "/register",
+        "to-register",
+    )
 }

@@ -56,13 +56,7 @@ fn render(
     let links = vec![
         link(page, None, "with_code", "/login?mode=code", "with-code"),
         link(page, None, "forgot_link", "/forgot-password", "to-forgot"),
-        link(
-            page,
-            Some("no_account"),
-            "register_link",
-            "/register",
-            "to-register",
-        ),
+        flows::to_register(page),
     ];
     let extra = context! {
         email,

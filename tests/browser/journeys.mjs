@@ -161,6 +161,12 @@ async function sendCode(page, mailbox, email) {
   return mailbox.nextCode(email);
 }
 
+/// The notice after sending a code (CODE_TTL_SECS is the default five minutes).
+async function expectSentNotice(page, template, email) {
+  const expected = template.replace("{email}", email).replace("{minutes}", "5");
+  equal(await text(page, "#notice"), expected, "code-sent notice");
+}
+
 async function signOut(page, t) {
   await submit(page, () => page.click("#sign-out"));
   check(new URL(page.url()).pathname === "/login", `after sign-out at /login, got ${page.url()}`);
@@ -188,11 +194,7 @@ async function journeys(browser, lang) {
   equal(await text(page, "h1"), t.register_title, "register heading");
   await snap(page, lang, "register", problems);
   const code = await sendCode(page, mailbox, email);
-  equal(
-    await text(page, "#notice"),
-    t.code_sent_register.replace("{email}", email).replace("{minutes}", "5"),
-    "code-sent notice",
-  );
+  await expectSentNotice(page, t.code_sent_register, email);
   // The "send code" button is disabled and counts down resend_after (60 s).
   const button = page.locator("#send-code");
   check(await button.isDisabled(), "send-code button disabled after sending");
@@ -256,11 +258,7 @@ async function journeys(browser, lang) {
   equal(await text(page, "h1"), t.forgot_title, "forgot-password heading");
   await snap(page, lang, "forgot-password", problems);
   const resetCode = await sendCode(page, mailbox, email);
-  equal(
-    await text(page, "#notice"),
-    t.code_sent_account.replace("{email}", email).replace("{minutes}", "5"),
-    "reset code-sent notice",
-  );
+  await expectSentNotice(page, t.code_sent_account, email);
   await snap(page, lang, "forgot-password-code", problems);
   await page.fill("#code", resetCode);
   await page.fill("#password", newPassword);
