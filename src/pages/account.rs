@@ -5,8 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::{context, Value};
 
+use super::errors::{Errors, Field};
 use super::flows::PageForm;
-use super::view::{Errors, Field, Page};
+use super::view::Page;
 use crate::clock;
 use crate::error::ApiError;
 

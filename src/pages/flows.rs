@@ -8,7 +8,8 @@ use axum::response::Response;
 use minijinja::{context, Value};
 use serde::Deserialize;
 
-use super::view::{Errors, Field, Page};
+use super::errors::{Errors, Field};
+use super::view::Page;
 use crate::accounts::Session;
 use crate::clock;
 use crate::domain::{EmailAddress, Password, Purpose};

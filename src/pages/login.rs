@@ -5,9 +5,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::{context, Value};
 
+use super::errors::{Errors, Field};
 use super::flows::{self, link, PageForm};
 use super::lang::query_param;
-use super::view::{Errors, Field, Page};
+use super::view::Page;
 use crate::domain::{EmailAddress, Password};
 
 pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {

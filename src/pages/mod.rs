@@ -7,6 +7,7 @@ mod account;
 mod assets;
 mod cookies;
 mod csrf;
+mod errors;
 mod flows;
 mod lang;
 mod login;

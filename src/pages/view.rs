@@ -12,7 +12,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::{context, Environment, Value};
 use secrecy::ExposeSecret;
-use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use super::csrf::{self, CsrfKey};
@@ -85,38 +84,6 @@ impl Pages {
                 Ok(CsrfKey::derive(&secret))
             })
             .await
-    }
-}
-
-/// Where an error is shown: next to its field, or above the form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Email,
-    Code,
-    Password,
-    Form,
-}
-
-/// Error texts by field, in the page's language, as the templates read them.
-#[derive(Debug, Default, Serialize)]
-pub struct Errors {
-    pub email: Option<String>,
-    pub code: Option<String>,
-    pub password: Option<String>,
-    pub form: Option<String>,
-}
-
-impl Errors {
-    pub fn at(field: Field, text: String) -> Self {
-        let mut errors = Self::default();
-        let slot = match field {
-            Field::Email => &mut errors.email,
-            Field::Code => &mut errors.code,
-            Field::Password => &mut errors.password,
-            Field::Form => &mut errors.form,
-        };
-        *slot = Some(text);
-        errors
     }
 }
 
@@ -246,63 +213,8 @@ impl Page {
         limits::ip_key(ip)
     }
 
-    /// "… in {n} seconds", or in minutes (rounded up) once that reads better.
-    fn wait_text(&self, key: &str, secs: u64) -> String {
-        match secs {
-            0..120 => self.t(key).replace("{n}", &secs.to_string()),
-            _ => self
-                .t(&format!("{key}_minutes"))
-                .replace("{n}", &secs.div_ceil(60).to_string()),
-        }
-    }
-
     fn secure(&self) -> bool {
         self.state.settings.public_url.starts_with("https://")
-    }
-
-    /// The error's text in the page language, the field it belongs to, and
-    /// the status the API would answer it with.
-    pub fn describe(&self, e: &ApiError) -> (Field, String, StatusCode) {
-        use StatusCode as S;
-        let wait = |key: &str, secs: u64| self.wait_text(key, secs);
-        match e {
-            ApiError::InvalidEmail(_) => {
-                (Field::Email, self.t("err_invalid_email"), S::BAD_REQUEST)
-            }
-            ApiError::EmailTaken => (Field::Email, self.t("err_email_taken"), S::CONFLICT),
-            ApiError::RateLimited { retry_after } => (
-                Field::Email,
-                wait("err_rate_limited", *retry_after),
-                S::TOO_MANY_REQUESTS,
-            ),
-            ApiError::InvalidCode => (Field::Code, self.t("err_invalid_code"), S::BAD_REQUEST),
-            ApiError::TooManyAttempts { retry_after } => (
-                Field::Code,
-                wait("err_too_many_attempts", *retry_after),
-                S::TOO_MANY_REQUESTS,
-            ),
-            ApiError::WeakPassword => {
-                (Field::Password, self.t("err_weak_password"), S::BAD_REQUEST)
-            }
-            ApiError::InvalidCredentials => (
-                Field::Password,
-                self.t("err_invalid_credentials"),
-                S::UNAUTHORIZED,
-            ),
-            ApiError::Unavailable => (
-                Field::Form,
-                self.t("err_unavailable"),
-                S::SERVICE_UNAVAILABLE,
-            ),
-            other => {
-                tracing::error!(error = ?other, "page request failed");
-                (
-                    Field::Form,
-                    self.t("err_internal"),
-                    S::INTERNAL_SERVER_ERROR,
-                )
-            }
-        }
     }
 
     /// Renders `template` with the parts every page shares, and sets the
