@@ -130,10 +130,24 @@ impl Browser {
         self.post("/login", &form, headers).await
     }
 
-    /// Step 1 of a code flow (`sent_at` non-empty: the resend button of step 2).
-    async fn send_code(&mut self, path: &str, csrf: &str, email: &str, sent_at: &str) -> Page {
+    /// Step 2 of signing in with a code.
+    async fn login_code(&mut self, csrf: &str, email: &str, code: &str) -> Page {
         let form = [
             ("csrf", csrf),
+            ("mode", "code"),
+            ("email", email),
+            ("code", code),
+            ("sent_at", "0"),
+        ];
+        self.post("/login", &form, &[]).await
+    }
+
+    /// Step 1 of a code flow (`sent_at` non-empty: the resend button of step 2).
+    async fn send_code(&mut self, path: &str, csrf: &str, email: &str, sent_at: &str) -> Page {
+        // `mode` matters only on /login, where it picks the code form.
+        let form = [
+            ("csrf", csrf),
+            ("mode", "code"),
             ("action", "send"),
             ("email", email),
             ("sent_at", sent_at),
@@ -347,26 +361,7 @@ async fn send_code_from_a_page_mails_in_the_page_language() {
     assert!(page.body.contains("id=\"code\""), "step 2 shown");
     assert!(page.body.contains("data-countdown=\"60\""));
     // The registration mail was the first; the reset mail is the second.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let reset = loop {
-        let mails = app.get("/dev/mailbox.json").await;
-        let to_them: Vec<_> = mails.body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["to"] == "lang@example.com")
-            .cloned()
-            .collect();
-        if to_them.len() >= 2 {
-            break to_them[0].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reset mail: {}",
-            mails.raw
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let reset = nth_mail(&app, "lang@example.com", 2).await;
     let subject = reset["subject"].as_str().unwrap();
     assert!(subject.is_ascii(), "an English subject: {reset}");
 
@@ -383,6 +378,73 @@ async fn send_code_from_a_page_mails_in_the_page_language() {
     assert!(
         error.starts_with("Too many code requests. Try again in ") && error.contains(" seconds."),
         "{error}"
+    );
+}
+
+/// The `n`-th mail to `to` in the dev mailbox, once it is there.
+async fn nth_mail(app: &TestApp, to: &str, n: usize) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mails = app.get("/dev/mailbox.json").await;
+        let mut to_them: Vec<_> = mails.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["to"] == to)
+            .cloned()
+            .collect();
+        if to_them.len() >= n {
+            to_them.reverse(); // newest first in the mailbox
+            return to_them.swap_remove(n - 1);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail #{n} to {to}: {}",
+            mails.raw
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The text of the error shown under field `id`.
+fn field_error<'a>(page: &'a Page, id: &str) -> &'a str {
+    let marker = format!("id=\"{id}-error\">");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no error by {id}: {}", page.body))
+        + marker.len();
+    let end = page.body[start..].find('<').unwrap();
+    &page.body[start..start + end]
+}
+
+#[tokio::test]
+async fn too_many_wrong_codes_show_by_the_code_field() {
+    let app = dev_app(&[("CODE_MAX_ATTEMPTS", "1")]).await;
+    let email = "guess@example.com";
+    api_account(&app, email, "a fine password").await;
+    let mut b = Browser::new(&app);
+    let csrf = b.get("/login?mode=code&lang=en", &[]).await.csrf();
+    assert_eq!(b.send_code("/login", &csrf, email, "").await.status, 200);
+    let mail = nth_mail(&app, email, 2).await;
+    let code = support::smtp::find_code(mail["text"].as_str().unwrap()).unwrap();
+    let wrong: String = code
+        .chars()
+        .map(|c| if c == '9' { '0' } else { '9' })
+        .collect();
+    let invalid = "This code is wrong, expired or already used.";
+    // A malformed code uses up no guess.
+    let page = b.login_code(&csrf, email, "12").await;
+    assert_eq!((page.status, field_error(&page, "code")), (400, invalid));
+    // The one allowed wrong guess is "wrong code"; after it the code is void,
+    // the right one too.
+    let page = b.login_code(&csrf, email, &wrong).await;
+    assert_eq!((page.status, field_error(&page, "code")), (400, invalid));
+    let page = b.login_code(&csrf, email, &code).await;
+    assert_eq!(page.status, 429);
+    assert_eq!(
+        field_error(&page, "code"),
+        "Too many wrong codes. Try again in 60 seconds."
     );
 }
 
