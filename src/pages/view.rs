@@ -124,7 +124,8 @@ impl FromRequestParts<AppState> for Page {
         let browser_id = cookies::get(headers, csrf::COOKIE)
             .filter(|id| csrf::is_browser_id(id))
             .map(str::to_string);
-        let issued_browser_id = browser_id.is_none().then(csrf::new_browser_id);
+        let id = browser_id.clone().unwrap_or_else(csrf::new_browser_id);
+        let issued_browser_id = browser_id.is_none().then(|| id.clone());
         let key = match pages.csrf_key(state).await {
             Ok(key) => key,
             Err(e) => {
@@ -133,7 +134,7 @@ impl FromRequestParts<AppState> for Page {
                 return Err((StatusCode::SERVICE_UNAVAILABLE, text).into_response());
             }
         };
-        let csrf_token = key.token(browser_id.as_ref().or(issued_browser_id.as_ref()).unwrap());
+        let csrf_token = key.token(&id);
         Ok(Page {
             state: state.clone(),
             lang: choice.lang,
