@@ -13,6 +13,7 @@ pub struct TestApp {
     pub base: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    pub db: TestDb,
     env: Vec<(String, String)>,
     child: Option<Child>,
     runs: usize,
@@ -60,6 +61,73 @@ pub fn smtp_env(
     env
 }
 
+/// Which database the integration tests run on: SQLite unless the test
+/// command set `AUTHMAIL_TEST_DB=postgres` (then `AUTHMAIL_TEST_PG` must name
+/// the throwaway server it started: a missing server fails loudly).
+pub enum TestDb {
+    Sqlite(PathBuf),
+    Postgres { admin: String, url: String },
+}
+
+impl TestDb {
+    fn create(dir: &Path) -> TestDb {
+        match std::env::var("AUTHMAIL_TEST_DB").as_deref() {
+            Ok("postgres") => {
+                let admin = std::env::var("AUTHMAIL_TEST_PG")
+                    .expect("AUTHMAIL_TEST_DB=postgres needs AUTHMAIL_TEST_PG (scripts/test starts the server)");
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let name = format!("t{}_{}_{}", std::process::id(), n, free_port());
+                psql(&admin, &format!("CREATE DATABASE {name}"));
+                let base = admin.rsplit_once('/').expect("a database URL").0;
+                TestDb::Postgres {
+                    url: format!("{base}/{name}"),
+                    admin,
+                }
+            }
+            Ok("sqlite") | Err(_) => TestDb::Sqlite(dir.join("authmail.db")),
+            Ok(other) => panic!("AUTHMAIL_TEST_DB={other}: expected sqlite or postgres"),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(path) => format!("sqlite://{}", path.display()),
+            TestDb::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    /// Runs one SQL statement straight against the database, behind
+    /// authmail's back (to make time pass for a row, say).
+    pub fn exec(&self, sql: &str) {
+        match self {
+            TestDb::Sqlite(path) => {
+                let status = Command::new("python3")
+                    .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+                    .arg(path)
+                    .arg(sql)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "{sql}");
+            }
+            TestDb::Postgres { url, .. } => psql(url, sql),
+        }
+    }
+}
+
+pub fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .output()
+        .expect("psql must be installed (scripts/test installs PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_authmail")
 }
@@ -70,9 +138,11 @@ impl TestApp {
     pub async fn start(env: Vec<(String, String)>) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let db = TestDb::create(dir.path());
         let mut app = TestApp {
             base: format!("http://127.0.0.1:{port}"),
             port,
+            db,
             dir,
             env,
             child: None,
@@ -102,10 +172,7 @@ impl TestApp {
             .current_dir(self.dir.path())
             .env_clear()
             .env("BIND", format!("127.0.0.1:{}", self.port))
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("authmail.db").display()),
-            )
+            .env("DATABASE_URL", self.db.url())
             .env("RETRY_BASE_SECS", "1")
             .env("RETRY_MAX_SECS", "2")
             .env("LOG_FORMAT", "json")
