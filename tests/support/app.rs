@@ -72,22 +72,25 @@ pub enum TestDb {
 impl TestDb {
     fn create(dir: &Path) -> TestDb {
         match std::env::var("AUTHMAIL_TEST_DB").as_deref() {
-            Ok("postgres") => {
-                let admin = std::env::var("AUTHMAIL_TEST_PG")
-                    .expect("AUTHMAIL_TEST_DB=postgres needs AUTHMAIL_TEST_PG (scripts/test starts the server)");
-                static NEXT: std::sync::atomic::AtomicUsize =
-                    std::sync::atomic::AtomicUsize::new(0);
-                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let name = format!("t{}_{}_{}", std::process::id(), n, free_port());
-                psql(&admin, &format!("CREATE DATABASE {name}"));
-                let base = admin.rsplit_once('/').expect("a database URL").0;
-                TestDb::Postgres {
-                    url: format!("{base}/{name}"),
-                    admin,
-                }
-            }
+            Ok("postgres") => TestDb::postgres(),
             Ok("sqlite") | Err(_) => TestDb::Sqlite(dir.join("authmail.db")),
             Ok(other) => panic!("AUTHMAIL_TEST_DB={other}: expected sqlite or postgres"),
+        }
+    }
+
+    /// A new, empty database on the test PostgreSQL server.
+    pub fn postgres() -> TestDb {
+        let admin = std::env::var("AUTHMAIL_TEST_PG").expect(
+            "AUTHMAIL_TEST_PG must name the test PostgreSQL server (scripts/test starts it)",
+        );
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("t{}_{}_{}", std::process::id(), n, free_port());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').expect("a database URL").0;
+        TestDb::Postgres {
+            url: format!("{base}/{name}"),
+            admin,
         }
     }
 
@@ -137,8 +140,21 @@ impl TestApp {
     /// until `/readyz` answers 200.
     pub async fn start(env: Vec<(String, String)>) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let db = TestDb::create(dir.path());
+        Self::start_on(db, dir, env).await
+    }
+
+    /// One of several instances sharing the PostgreSQL database at `url`.
+    pub async fn start_shared(url: &str, env: Vec<(String, String)>) -> TestApp {
+        let db = TestDb::Postgres {
+            admin: String::new(),
+            url: url.to_string(),
+        };
+        Self::start_on(db, tempfile::tempdir().unwrap(), env).await
+    }
+
+    async fn start_on(db: TestDb, dir: tempfile::TempDir, env: Vec<(String, String)>) -> TestApp {
+        let port = free_port();
         let mut app = TestApp {
             base: format!("http://127.0.0.1:{port}"),
             port,
@@ -424,7 +440,7 @@ impl TestApp {
     }
 }
 
-async fn into_reply(resp: reqwest::Response) -> Reply {
+pub async fn into_reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let raw = resp.text().await.unwrap_or_default();

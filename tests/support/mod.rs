@@ -1,4 +1,4 @@
 #![allow(dead_code)]
-
 pub mod app;
+pub mod nginx;
 pub mod smtp;
