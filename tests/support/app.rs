@@ -104,24 +104,47 @@ impl TestDb {
     /// Runs one SQL statement straight against the database, behind
     /// authmail's back (to make time pass for a row, say).
     pub fn exec(&self, sql: &str) {
+        self.query(sql);
+    }
+
+    /// The first column of the first row of `sql`, as text.
+    pub fn query(&self, sql: &str) -> String {
         match self {
             TestDb::Sqlite(path) => {
-                let status = Command::new("python3")
-                    .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+                let out = Command::new("python3")
+                    .args([
+                        "-c",
+                        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchone(); c.commit(); print('' if r is None else r[0])",
+                    ])
                     .arg(path)
                     .arg(sql)
-                    .status()
+                    .output()
                     .unwrap();
-                assert!(status.success(), "{sql}");
+                assert!(
+                    out.status.success(),
+                    "{sql}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
             }
             TestDb::Postgres { url, .. } => psql(url, sql),
         }
     }
 }
 
-pub fn psql(url: &str, sql: &str) {
+pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            url,
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql must be installed (scripts/test installs PostgreSQL)");
     assert!(
@@ -129,6 +152,7 @@ pub fn psql(url: &str, sql: &str) {
         "psql {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 pub fn bin() -> &'static str {
