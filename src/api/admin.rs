@@ -79,12 +79,7 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json
     authorize(&state, &headers)?;
     let window = state.settings.alert.window_secs;
     let s = state.storage.outbox_stats(clock::now() - window).await?;
-    let ended = s.sent + s.failed;
-    let rate = if ended == 0 {
-        0.0
-    } else {
-        s.failed as f64 / ended as f64
-    };
+    let rate = crate::mail::alert::failure_rate(s.sent, s.failed);
     Ok(Json(json!({
         "sent": s.sent, "failed": s.failed, "queued": s.queued,
         "failure_rate": rate, "window_secs": window,
