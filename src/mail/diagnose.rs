@@ -76,7 +76,7 @@ impl Cause {
             (_, Some(535 | 534)) => return Cause::AuthFailed,
             (Stage::MailFrom, Some(501 | 550 | 553 | 554)) => return Cause::SenderRefused,
             (Stage::RcptTo, Some(550..=553)) => return Cause::RecipientRejected,
-            (_, Some(530 | 538)) if !lower.contains("starttls") => return Cause::AuthOnlyAfterTls,
+            (_, Some(530 | 538)) if lower.contains("tls") => return Cause::AuthOnlyAfterTls,
             (_, Some(554)) if lower.contains("dt:spm") => return Cause::Spam,
             (_, Some(550)) if lower.contains("content") || lower.contains("spam") => {
                 return Cause::Spam
