@@ -110,7 +110,8 @@ pub async fn outbox(
     let entries = storage.list_outbox(status, limit).await?;
     if as_json {
         for e in &entries {
-            println!("{}", crate::api::admin::outbox_entry_json(e));
+            let message = crate::api::admin::OutboxMessage::from(e);
+            println!("{}", serde_json::to_string(&message)?);
         }
         return Ok(());
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 mod auth;
 mod dev;
+mod openapi;
 mod service;
 
 use std::sync::Arc;
@@ -39,7 +40,8 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(auth::router())
         .merge(admin::router())
-        .merge(service::router());
+        .merge(service::router())
+        .merge(openapi::router());
     if state.settings.dev_mailbox() {
         router = router.merge(dev::router());
     }
