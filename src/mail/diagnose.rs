@@ -290,9 +290,9 @@ fn explain(cause: Cause, raw: &str, ctx: &Context, lang: Lang) -> Option<(String
         Cause::ConnectTimeout | Cause::Timeout => pair(
             match (zh, cause) {
                 (true, Cause::ConnectTimeout) => format!("连接 {at} 超时（{t} 秒内无响应）：端口很可能被防火墙或服务商封锁（云主机常封 25 端口）。"),
-                (true, _) => format!("{at} 在 {t} 秒内没有回应（超时）：端口可能被防火墙或服务商封锁，或安全模式与端口不匹配。"),
+                (true, _) => format!("{at} 没有及时回应（超时，SMTP_TIMEOUT_SECS={t}）：端口可能被防火墙或服务商封锁，或安全模式与端口不匹配。"),
                 (false, Cause::ConnectTimeout) => format!("connecting to {at} timed out (no answer within {t} s): the port is probably blocked by a firewall or the provider (cloud hosts often block 25)."),
-                (false, _) => format!("{at} did not answer within {t} s (timeout): the port may be blocked by a firewall or the provider, or the security mode does not match the port."),
+                (false, _) => format!("{at} did not answer in time (timeout, SMTP_TIMEOUT_SECS={t}): the port may be blocked by a firewall or the provider, or the security mode does not match the port."),
             },
             if zh { format!("{}。", other_port(ctx, lang)) } else { format!("{}.", other_port(ctx, lang)) },
         ),
