@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Security, SmtpSettings};
 use crate::domain::Lang;
-use crate::mail::diagnose::{Context, Diagnosis, Stage};
+use crate::mail::diagnose::{Cause, Context, Diagnosis, Stage};
 use crate::mail::transport::{describe, tls_parameters};
 
 const MECHANISMS: [Mechanism; 2] = [Mechanism::Plain, Mechanism::Login];
@@ -177,6 +177,16 @@ impl Doctor<'_> {
         Ok(())
     }
 
+    /// Connects (with implicit TLS when `tls` is given), reads the greeting, sends EHLO.
+    async fn open(
+        &self,
+        addr: SocketAddr,
+        tls: Option<lettre::transport::smtp::client::TlsParameters>,
+    ) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
+        AsyncSmtpConnection::connect_tokio1(addr, Some(self.smtp.timeout), &self.hello, tls, None)
+            .await
+    }
+
     /// Greeting, EHLO and TLS in the order the security mode takes them.
     async fn secure(&self, addr: SocketAddr) -> Result<AsyncSmtpConnection, Failed> {
         let s = self.smtp;
@@ -185,15 +195,9 @@ impl Doctor<'_> {
             let params = tls_parameters(s, false).map_err(tls_error)?;
             let res = self
                 .timed("TLS", Stage::Greeting, async {
-                    AsyncSmtpConnection::connect_tokio1(
-                        addr,
-                        Some(s.timeout),
-                        &self.hello,
-                        Some(params),
-                        None,
-                    )
-                    .await
-                    .map_err(|e| failed(describe(&e), Stage::Tls))
+                    self.open(addr, Some(params))
+                        .await
+                        .map_err(|e| failed(describe(&e), Stage::Tls))
                 })
                 .await;
             let (conn, t) = match res {
@@ -206,7 +210,7 @@ impl Doctor<'_> {
         }
         let (mut conn, t) = self
             .timed("EHLO", Stage::Greeting, async {
-                AsyncSmtpConnection::connect_tokio1(addr, Some(s.timeout), &self.hello, None, None)
+                self.open(addr, None)
                     .await
                     .map_err(|e| failed(describe(&e), Stage::Greeting))
             })
@@ -251,8 +255,7 @@ impl Doctor<'_> {
     /// For a certificate failure, connects once more without verification
     /// only to read the certificate and say what was presented.
     async fn with_presented_cert(&self, mut f: Failed, addr: SocketAddr) -> Failed {
-        let cause = crate::mail::diagnose::Cause::of(&f.raw, f.stage);
-        if cause != crate::mail::diagnose::Cause::Certificate {
+        if Cause::of(&f.raw, f.stage) != Cause::Certificate {
             return f;
         }
         let s = self.smtp;
@@ -261,28 +264,11 @@ impl Doctor<'_> {
         };
         let probe = async {
             if s.security == Security::Tls {
-                AsyncSmtpConnection::connect_tokio1(
-                    addr,
-                    Some(s.timeout),
-                    &self.hello,
-                    Some(params),
-                    None,
-                )
-                .await
-                .ok()
-            } else {
-                let mut c = AsyncSmtpConnection::connect_tokio1(
-                    addr,
-                    Some(s.timeout),
-                    &self.hello,
-                    None,
-                    None,
-                )
-                .await
-                .ok()?;
-                c.starttls(params, &self.hello).await.ok()?;
-                Some(c)
+                return self.open(addr, Some(params)).await.ok();
             }
+            let mut c = self.open(addr, None).await.ok()?;
+            c.starttls(params, &self.hello).await.ok()?;
+            Some(c)
         };
         if let Ok(Some(mut conn)) = tokio::time::timeout(s.timeout, probe).await {
             let presented = match self.lang {

@@ -366,3 +366,49 @@ async fn openapi_describes_the_api() {
     );
     assert!(schemas["SendCodeBody"]["properties"]["purpose"].is_object());
 }
+
+#[tokio::test]
+async fn a_webhook_that_never_answers_does_not_hold_up_delivery() {
+    let certs = Certs::generate();
+    let smtp = bouncing_server(&certs);
+    // Accepts connections, reads nothing, answers nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+            let _ = seen_tx.send(());
+        }
+    });
+    let app = TestApp::start(env_for(
+        &smtp,
+        &certs,
+        // One send at a time: a POST awaited in the delivery path would stall the next mail.
+        &[
+            ("ALERT_WEBHOOK_URL", &url),
+            ("ALERT_MIN_SAMPLES", "1"),
+            ("SMTP_POOL_SIZE", "1"),
+        ],
+    ))
+    .await;
+    assert_eq!(
+        app.send_code("bounce@example.com", "register").await.status,
+        202
+    );
+    wait_status(&app, "bounce@example.com", "failed").await;
+    tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("the webhook was called");
+
+    // The POST is still hanging (its timeout is 10 s); mail goes on regardless.
+    let started = Instant::now();
+    assert_eq!(
+        app.send_code("ok@example.com", "register").await.status,
+        202
+    );
+    smtp.wait_for_mail("ok@example.com", Duration::from_secs(5))
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
