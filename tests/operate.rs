@@ -355,6 +355,9 @@ async fn openapi_describes_the_api() {
         "/api/auth/logout",
         "/api/admin/outbox",
         "/api/admin/stats",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     ] {
         assert!(paths.contains_key(p), "{p} missing: {:?}", paths.keys());
     }
