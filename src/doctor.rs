@@ -19,6 +19,9 @@ use crate::domain::Lang;
 use crate::mail::diagnose::{Cause, Context, Diagnosis, Stage};
 use crate::mail::transport::{describe, tls_parameters};
 
+mod env_file;
+pub use env_file::env_file_warnings;
+
 const MECHANISMS: [Mechanism; 2] = [Mechanism::Plain, Mechanism::Login];
 
 /// A failed step: the raw text and where it happened.
@@ -420,51 +423,4 @@ fn step_ok(label: &str, detail: &str, t: Duration) {
 
 fn step_failed(label: &str, raw: &str, t: Duration) {
     println!("✗ {label:<9} {raw} ({} ms)", t.as_millis());
-}
-
-/// Readable by other users, or tracked by git: warned about, never fatal.
-pub fn env_file_warnings(path: &Path, lang: Lang) -> Vec<String> {
-    let mut out = Vec::new();
-    let shown = path.display();
-    #[cfg(unix)]
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o044 != 0 {
-            out.push(match lang {
-                Lang::ZhCn => format!(
-                    "{shown} 可被其他用户读取（权限 {mode:o}），其中有 SMTP 密码：运行 chmod 600 {shown}"
-                ),
-                Lang::En => format!(
-                    "{shown} is readable by other users (mode {mode:o}) and holds the SMTP password: run chmod 600 {shown}"
-                ),
-            });
-        }
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default();
-    let tracked = std::process::Command::new("git")
-        .arg("ls-files")
-        .arg("--error-unmatch")
-        .arg("--")
-        .arg(name)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if tracked {
-        out.push(match lang {
-            Lang::ZhCn => format!(
-                "{shown} 已被 git 跟踪：密码会进入仓库历史。运行 git rm --cached {shown}，把它加入 .gitignore，并更换密码"
-            ),
-            Lang::En => format!(
-                "{shown} is tracked by git, so the password is in the repository's history: run git rm --cached {shown}, add it to .gitignore and change the password"
-            ),
-        });
-    }
-    out
 }
