@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Mail, Rcpt};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, Extension, ServerInfo};
 use lettre::Address;
 use secrecy::ExposeSecret;
 
@@ -208,7 +208,7 @@ impl Doctor<'_> {
                 Err(f) => return Err(self.with_presented_cert(f, addr).await),
             };
             step_ok("TLS", &cert_summary(&conn, self.lang), t);
-            step_ok("EHLO", &conn.server_info().to_string(), Duration::ZERO);
+            step_ok("EHLO", &ehlo_summary(conn.server_info()), Duration::ZERO);
             return Ok(conn);
         }
         let (mut conn, t) = self
@@ -218,7 +218,7 @@ impl Doctor<'_> {
                     .map_err(|e| failed(describe(&e), Stage::Greeting))
             })
             .await?;
-        step_ok("EHLO", &conn.server_info().to_string(), t);
+        step_ok("EHLO", &ehlo_summary(conn.server_info()), t);
         let offered = conn.can_starttls();
         match s.security {
             Security::None => return Ok(conn),
@@ -231,7 +231,10 @@ impl Doctor<'_> {
                 return Ok(conn);
             }
             Security::StartTls if !offered => {
-                let raw = format!("STARTTLS is not offered (EHLO: {})", conn.server_info());
+                let raw = format!(
+                    "STARTTLS is not offered (EHLO {})",
+                    ehlo_summary(conn.server_info())
+                );
                 step_failed("STARTTLS", &raw, Duration::ZERO);
                 return Err(failed(raw, Stage::Tls));
             }
@@ -251,7 +254,7 @@ impl Doctor<'_> {
             Err(f) => return Err(self.with_presented_cert(f, addr).await),
         };
         step_ok("STARTTLS", &cert_summary(&conn, self.lang), t);
-        step_ok("EHLO", &conn.server_info().to_string(), Duration::ZERO);
+        step_ok("EHLO", &ehlo_summary(conn.server_info()), Duration::ZERO);
         Ok(conn)
     }
 
@@ -297,13 +300,13 @@ impl Doctor<'_> {
         if conn.server_info().get_auth_mechanism(&MECHANISMS).is_none() {
             let raw = if conn.is_encrypted() {
                 format!(
-                    "No compatible authentication mechanism was found (EHLO: {})",
-                    conn.server_info()
+                    "No compatible authentication mechanism was found (EHLO {})",
+                    ehlo_summary(conn.server_info())
                 )
             } else {
                 format!(
-                    "530 AUTH is not offered before TLS (EHLO: {})",
-                    conn.server_info()
+                    "530 AUTH is not offered before TLS (EHLO {})",
+                    ehlo_summary(conn.server_info())
                 )
             };
             step_failed("AUTH", &raw, Duration::ZERO);
@@ -360,6 +363,24 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<SocketAddr, Failed> {
         }
     }
     Err(failed(last, Stage::Connect))
+}
+
+/// `name: STARTTLS, 8BITMIME, AUTH PLAIN, ...`: the extensions lettre knows.
+fn ehlo_summary(info: &ServerInfo) -> String {
+    let known = [
+        Extension::StartTls,
+        Extension::EightBitMime,
+        Extension::SmtpUtfEight,
+        Extension::Authentication(Mechanism::Plain),
+        Extension::Authentication(Mechanism::Login),
+        Extension::Authentication(Mechanism::Xoauth2),
+    ];
+    let offered: Vec<String> = known
+        .into_iter()
+        .filter(|e| info.supports_feature(*e))
+        .map(|e| e.to_string())
+        .collect();
+    format!("{}: {}", info.name(), offered.join(", "))
 }
 
 fn reply_text(r: &lettre::transport::smtp::response::Response) -> String {

@@ -101,10 +101,10 @@ impl Cause {
             || lower.contains("invalid message")
         {
             Cause::SecurityMismatch
-        } else if lower.contains("starttls") {
-            Cause::StartTlsNotOffered
         } else if lower.contains("authentication mechanism") {
             Cause::AuthNotOffered
+        } else if lower.contains("starttls") {
+            Cause::StartTlsNotOffered
         } else if lower.contains("lookup")
             || lower.contains("name or service not known")
             || lower.contains("no address")
