@@ -439,9 +439,18 @@ fn general_name(n: &x509_parser::extensions::GeneralName) -> String {
 }
 
 fn step_ok(label: &str, detail: &str, t: Duration) {
-    println!("✓ {label:<9} {detail} ({} ms)", t.as_millis());
+    println!("✓ {} {detail} ({} ms)", padded(label), t.as_millis());
 }
 
 fn step_failed(label: &str, raw: &str, t: Duration) {
-    println!("✗ {label:<9} {raw} ({} ms)", t.as_millis());
+    println!("✗ {} {raw} ({} ms)", padded(label), t.as_millis());
+}
+
+/// The label in a column of nine terminal cells (a CJK character takes two).
+fn padded(label: &str) -> String {
+    let cells: usize = label
+        .chars()
+        .map(|c| if c.is_ascii() { 1 } else { 2 })
+        .sum();
+    format!("{label}{}", " ".repeat(9usize.saturating_sub(cells)))
 }

@@ -139,7 +139,7 @@ pub(super) fn explain(
             let why = if zh { "服务器拒绝了登录（认证失败，535）。".to_string() } else { "the server refused the login (authentication failed, 535).".to_string() };
             let fix = match ctx.provider {
                 Some(p) if p.uses_authorisation_code() => if zh {
-                    format!("{} 的 SMTP_PASSWORD 必须是邮箱的授权码，不是登录密码。获取授权码：{}，把授权码填入 SMTP_PASSWORD。", provider_name(p, lang), auth_code_steps(p, lang))
+                    format!("{}的 SMTP_PASSWORD 必须是邮箱的授权码，不是登录密码。获取授权码：{}，把授权码填入 SMTP_PASSWORD。", provider_name(p, lang), auth_code_steps(p, lang))
                 } else {
                     format!("{} needs the mailbox's authorisation code (授权码) in SMTP_PASSWORD, not the login password. To get one: {}; put that code in SMTP_PASSWORD.", provider_name(p, lang), auth_code_steps(p, lang))
                 },
