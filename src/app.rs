@@ -21,7 +21,7 @@ use crate::storage::Storage;
 
 /// Opens the database (creating and migrating it) and settles the secret key.
 pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Keys)> {
-    let storage = Storage::open(&settings.database_url)
+    let storage = Storage::open(&settings.database_url, &settings.database)
         .await
         .with_context(|| format!("cannot open the database {}", settings.database_url))?;
     storage
@@ -80,6 +80,11 @@ pub async fn serve(settings: Settings, templates: Templates) -> anyhow::Result<(
     announce(&settings, started);
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let pruner = tokio::spawn(prune_forever(
+        state.storage.clone(),
+        settings.retention_secs,
+        stop_rx.clone(),
+    ));
     let worker_task = tokio::spawn(worker.run(wake, stop_rx));
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
@@ -89,8 +94,25 @@ pub async fn serve(settings: Settings, templates: Templates) -> anyhow::Result<(
     tracing::info!("stopped taking requests; finishing the sends in flight");
     let _ = stop_tx.send(true);
     worker_task.await.context("mail worker panicked")?;
+    pruner.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps the tables bounded: expired codes, old requests and sessions, and
+/// finished mail past its retention go, every few minutes, on every instance
+/// (the deletes are idempotent, so several instances pruning at once is fine).
+async fn prune_forever(storage: Storage, retention_secs: i64, mut stop: watch::Receiver<bool>) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+    loop {
+        if let Err(e) = storage.prune(crate::clock::now(), retention_secs).await {
+            tracing::warn!(error = %e, "pruning old rows failed; will try again");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 fn build_worker(

@@ -167,6 +167,9 @@ pub struct Settings {
     /// `None`: no SMTP configured, mail goes to the dev mailbox.
     pub smtp: Option<SmtpSettings>,
     pub database_url: String,
+    pub database: crate::storage::PoolSettings,
+    /// How long sent and failed mail stays in the outbox before it is pruned.
+    pub retention_secs: i64,
     pub bind: SocketAddr,
     pub public_url: String,
     pub secret_key: Option<SecretString>,
@@ -295,6 +298,11 @@ impl Settings {
         Ok(Self {
             smtp: smtp_settings(src)?,
             database_url: database_url(src)?,
+            database: crate::storage::PoolSettings {
+                max_connections: src.num("DATABASE_POOL_SIZE", 10, 1..=1000)?,
+                timeout: Duration::from_secs(src.num("DATABASE_TIMEOUT_SECS", 5, 1..=300)?),
+            },
+            retention_secs: src.num("RETENTION_DAYS", 30, 1..=3650)? * 86_400,
             bind,
             public_url,
             secret_key: secret_key(src)?,
@@ -470,13 +478,11 @@ fn is_loopback(host: &str) -> bool {
 
 fn database_url(src: &Source) -> Result<String, ConfigError> {
     let url = src.get("DATABASE_URL").unwrap_or("sqlite://authmail.db");
-    if url.starts_with("sqlite:") {
+    if url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
         Ok(url.to_string())
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(bad(
-            "DATABASE_URL",
-            "PostgreSQL support is not built into this version yet; use sqlite://",
-        ))
     } else {
         Err(bad(
             "DATABASE_URL",

@@ -45,7 +45,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 /// `authmail outbox` against the running app's database.
 async fn outbox_cli(app: &TestApp, args: &[&str]) -> String {
-    let db = format!("sqlite://{}", app.path().join("authmail.db").display());
+    let db = app.db.url();
     let out = tokio::process::Command::new(bin())
         .arg("outbox")
         .args(args)

@@ -2,6 +2,8 @@
 //! sees; each backend module holds that backend's queries. Every operation that
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
+mod postgres;
+mod queries;
 mod sqlite;
 
 use std::time::Duration;
@@ -22,7 +24,10 @@ impl From<sqlx::Error> for StorageError {
         use sqlx::Error as E;
         match &e {
             E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed => Self::Unavailable(e),
-            E::Database(d) if d.code().is_some_and(|c| is_transient_code(&c)) => {
+            E::Database(d)
+                if d.code()
+                    .is_some_and(|c| is_transient_code(&c) || is_pg_unavailable(&c)) =>
+            {
                 Self::Unavailable(e)
             }
             _ => Self::Other(e),
@@ -37,9 +42,38 @@ fn is_transient_code(code: &str) -> bool {
         .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14))
 }
 
+/// PostgreSQL SQLSTATEs of a server that is down, restarting, overloaded or
+/// too slow: connection exceptions (08), insufficient resources (53),
+/// operator intervention (57: shutdown, statement timeout) and lock timeouts.
+fn is_pg_unavailable(code: &str) -> bool {
+    code.len() == 5
+        && (code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57")
+            || code == "55P03")
+}
+
+/// Pool size and the longest wait for a connection, a lock or a statement.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub timeout: Duration,
+}
+
+async fn run_migrations<'a, A>(migrator: &sqlx::migrate::Migrator, pool: A) -> Result<()>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    migrator.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(e) => StorageError::from(e),
+        other => StorageError::Other(sqlx::Error::Migrate(Box::new(other))),
+    })
+}
+
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub email: String,
@@ -87,7 +121,7 @@ pub struct NewMessage {
 }
 
 /// A claimed outbox message, ready to render and send.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxMessage {
     pub id: i64,
     pub message_id: String,
@@ -102,7 +136,7 @@ pub struct OutboxMessage {
 }
 
 /// An outbox row as the admin API and the `outbox` command show it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxEntry {
     pub id: i64,
     pub recipient: String,
@@ -114,15 +148,16 @@ pub struct OutboxEntry {
     pub sent_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxStats {
     pub sent: i64,
     pub failed: i64,
     pub queued: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DevMail {
+    #[sqlx(rename = "recipient")]
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -192,6 +227,7 @@ pub struct Storage {
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 /// Dispatches a call to the backend module that owns the query.
@@ -199,17 +235,24 @@ macro_rules! dispatch {
     ($self:ident, $fn:ident ( $($arg:expr),* )) => {
         match &$self.backend {
             Backend::Sqlite(pool) => sqlite::$fn(pool, $($arg),*).await,
+            Backend::Postgres(pool) => postgres::$fn(pool, $($arg),*).await,
         }
     };
 }
 
 impl Storage {
-    /// Connects and applies migrations.
-    pub async fn open(url: &str) -> Result<Self> {
-        let pool = sqlite::connect(url).await?;
-        Ok(Self {
-            backend: Backend::Sqlite(pool),
-        })
+    /// Connects to `sqlite://…` or `postgres://…` (the URL was checked with the settings).
+    pub async fn open(url: &str, pool: &PoolSettings) -> Result<Self> {
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres(postgres::connect(url, pool).await?)
+        } else {
+            Backend::Sqlite(sqlite::connect(url, pool).await?)
+        };
+        Ok(Self { backend })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -338,8 +381,9 @@ impl Storage {
         dispatch!(self, dev_mailbox(limit))
     }
 
-    /// Deletes what no rule can need any more: old requests, codes, sessions.
-    pub async fn prune(&self, now: i64) -> Result<()> {
-        dispatch!(self, prune(now))
+    /// Deletes what no rule can need any more: old requests, dead codes and
+    /// sessions, finished mail older than `retention_secs`.
+    pub async fn prune(&self, now: i64, retention_secs: i64) -> Result<()> {
+        dispatch!(self, prune(now, retention_secs))
     }
 }

@@ -13,6 +13,7 @@ pub struct TestApp {
     pub base: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    pub db: TestDb,
     env: Vec<(String, String)>,
     child: Option<Child>,
     runs: usize,
@@ -60,6 +61,100 @@ pub fn smtp_env(
     env
 }
 
+/// Which database the integration tests run on: SQLite unless the test
+/// command set `AUTHMAIL_TEST_DB=postgres` (then `AUTHMAIL_TEST_PG` must name
+/// the throwaway server it started: a missing server fails loudly).
+pub enum TestDb {
+    Sqlite(PathBuf),
+    Postgres { admin: String, url: String },
+}
+
+impl TestDb {
+    fn create(dir: &Path) -> TestDb {
+        match std::env::var("AUTHMAIL_TEST_DB").as_deref() {
+            Ok("postgres") => TestDb::postgres(),
+            Ok("sqlite") | Err(_) => TestDb::Sqlite(dir.join("authmail.db")),
+            Ok(other) => panic!("AUTHMAIL_TEST_DB={other}: expected sqlite or postgres"),
+        }
+    }
+
+    /// A new, empty database on the test PostgreSQL server.
+    pub fn postgres() -> TestDb {
+        let admin = std::env::var("AUTHMAIL_TEST_PG").expect(
+            "AUTHMAIL_TEST_PG must name the test PostgreSQL server (scripts/test starts it)",
+        );
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("t{}_{}_{}", std::process::id(), n, free_port());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').expect("a database URL").0;
+        TestDb::Postgres {
+            url: format!("{base}/{name}"),
+            admin,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(path) => format!("sqlite://{}", path.display()),
+            TestDb::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    /// Runs one SQL statement straight against the database, behind
+    /// authmail's back (to make time pass for a row, say).
+    pub fn exec(&self, sql: &str) {
+        self.query(sql);
+    }
+
+    /// The first column of the first row of `sql`, as text.
+    pub fn query(&self, sql: &str) -> String {
+        match self {
+            TestDb::Sqlite(path) => {
+                let out = Command::new("python3")
+                    .args([
+                        "-c",
+                        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchone(); c.commit(); print('' if r is None else r[0])",
+                    ])
+                    .arg(path)
+                    .arg(sql)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{sql}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            }
+            TestDb::Postgres { url, .. } => psql(url, sql),
+        }
+    }
+}
+
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            url,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql must be installed (scripts/test installs PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_authmail")
 }
@@ -69,10 +164,25 @@ impl TestApp {
     /// until `/readyz` answers 200.
     pub async fn start(env: Vec<(String, String)>) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::create(dir.path());
+        Self::start_on(db, dir, env).await
+    }
+
+    /// One of several instances sharing the PostgreSQL database at `url`.
+    pub async fn start_shared(url: &str, env: Vec<(String, String)>) -> TestApp {
+        let db = TestDb::Postgres {
+            admin: String::new(),
+            url: url.to_string(),
+        };
+        Self::start_on(db, tempfile::tempdir().unwrap(), env).await
+    }
+
+    async fn start_on(db: TestDb, dir: tempfile::TempDir, env: Vec<(String, String)>) -> TestApp {
         let port = free_port();
         let mut app = TestApp {
             base: format!("http://127.0.0.1:{port}"),
             port,
+            db,
             dir,
             env,
             child: None,
@@ -102,10 +212,7 @@ impl TestApp {
             .current_dir(self.dir.path())
             .env_clear()
             .env("BIND", format!("127.0.0.1:{}", self.port))
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("authmail.db").display()),
-            )
+            .env("DATABASE_URL", self.db.url())
             .env("RETRY_BASE_SECS", "1")
             .env("RETRY_MAX_SECS", "2")
             .env("LOG_FORMAT", "json")
@@ -357,7 +464,7 @@ impl TestApp {
     }
 }
 
-async fn into_reply(resp: reqwest::Response) -> Reply {
+pub async fn into_reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let raw = resp.text().await.unwrap_or_default();

@@ -1,4 +1,5 @@
 #![allow(dead_code)]
-
 pub mod app;
+pub mod nginx;
+pub mod pg;
 pub mod smtp;

@@ -1,0 +1,71 @@
+//! Tables stay bounded: what no rule needs any more is pruned in the
+//! background (at start and every few minutes), on either backend.
+
+mod support;
+
+use std::time::Duration;
+
+use support::app::TestApp;
+
+#[tokio::test]
+async fn old_rows_are_pruned() {
+    let mut app = TestApp::start(TestApp::with(&[
+        ("RETENTION_DAYS", "7"),
+        ("RESEND_COOLDOWN_SECS", "0"),
+    ]))
+    .await;
+    for who in ["old", "new"] {
+        assert_eq!(
+            app.send_code(&format!("{who}@example.com"), "register")
+                .await
+                .status,
+            202
+        );
+        app.dev_code(&format!("{who}@example.com"), Duration::from_secs(10))
+            .await;
+    }
+    assert_eq!(app.db.query("SELECT COUNT(*) FROM outbox"), "2");
+    // Age the first address's rows past every horizon: 8 days ago.
+    let old = "(CAST(strftime('%s','now') AS INTEGER) - 8 * 86400)";
+    let old = if app.db.url().starts_with("postgres") {
+        "(CAST(EXTRACT(EPOCH FROM now()) AS BIGINT) - 8 * 86400)"
+    } else {
+        old
+    };
+    app.db.exec(&format!(
+        "UPDATE outbox SET created_at = {old}, sent_at = {old} WHERE recipient = 'old@example.com'"
+    ));
+    app.db.exec(&format!(
+        "UPDATE codes SET expires_at = {old} WHERE email = 'old@example.com'"
+    ));
+    app.db.exec(&format!(
+        "UPDATE code_requests SET at = {old} WHERE email = 'old@example.com'"
+    ));
+    app.db.exec(&format!(
+        "UPDATE dev_mailbox SET created_at = {old} WHERE recipient = 'old@example.com'"
+    ));
+
+    app.restart().await; // pruning runs at start, then every ten minutes
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.db.query("SELECT COUNT(*) FROM outbox") != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old outbox rows were not pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (table, column) in [
+        ("codes", "email"),
+        ("code_requests", "email"),
+        ("dev_mailbox", "recipient"),
+        ("outbox", "recipient"),
+    ] {
+        let left = |who: &str| {
+            app.db.query(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE {column} = '{who}@example.com'"
+            ))
+        };
+        assert_eq!(left("old"), "0", "{table}: old rows go");
+        assert_eq!(left("new"), "1", "{table}: recent rows stay");
+    }
+}
