@@ -108,13 +108,25 @@ pub async fn outbox(
 ) -> anyhow::Result<()> {
     let (storage, _) = app::open_storage(settings).await?;
     let entries = storage.list_outbox(status, limit).await?;
+    let mut out = String::new();
     if as_json {
         for e in &entries {
             let message = crate::api::admin::OutboxMessage::from(e);
-            println!("{}", serde_json::to_string(&message)?);
+            out.push_str(&serde_json::to_string(&message)?);
+            out.push('\n');
         }
-        return Ok(());
+    } else {
+        out = outbox_table(&entries);
     }
+    // `authmail outbox | head` closes the pipe early: that is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Columns aligned on the widest cell; the last error, often long, goes last.
+fn outbox_table(entries: &[crate::storage::OutboxEntry]) -> String {
     let rows: Vec<[String; 5]> = entries
         .iter()
         .map(|e| {
@@ -134,13 +146,15 @@ pub async fn outbox(
             *w = (*w).max(cell.chars().count());
         }
     }
+    let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
     }
-    Ok(())
+    out
 }
