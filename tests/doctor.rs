@@ -369,3 +369,27 @@ async fn send_test_failure_is_diagnosed_and_exit_1() {
     assert_has(&en, 1, &["✗ 535", "authorisation code"]);
     assert!(smtp.messages().is_empty());
 }
+
+#[tokio::test]
+async fn relay_without_login_passes_when_it_accepts_mail_from() {
+    let certs = Certs::generate();
+    let smtp = SmtpServer::start(&certs, SmtpOptions::new(Mode::StartTls));
+    let mut env = env(
+        smtp.port,
+        &certs,
+        "starttls",
+        &[("SMTP_FROM", "relay@authmail.test")],
+    );
+    env.retain(|(k, _)| k != "SMTP_USER" && k != "SMTP_PASSWORD");
+    let (zh, en) = doctor_both(&env).await;
+    assert_has(
+        &en,
+        0,
+        &[
+            "✓ AUTH",
+            "skipped",
+            "✓ MAIL FROM <relay@authmail.test>: 250",
+        ],
+    );
+    assert_has(&zh, 0, &["跳过", "全部通过"]);
+}
