@@ -56,6 +56,8 @@ pub enum Cause {
     GreetingTimeout,
     /// Timed out somewhere in a send; which step is not known.
     Timeout,
+    /// Connected and talking, then no answer to a command (AUTH, MAIL FROM, RCPT TO).
+    ReplyTimeout,
     SecurityMismatch,
     StartTlsNotOffered,
     AuthOnlyAfterTls,
@@ -116,6 +118,7 @@ impl Cause {
             match stage {
                 Stage::Connect => Cause::ConnectTimeout,
                 Stage::Greeting => Cause::GreetingTimeout,
+                Stage::Auth | Stage::MailFrom | Stage::RcptTo => Cause::ReplyTimeout,
                 _ => Cause::Timeout,
             }
         } else {
@@ -126,9 +129,10 @@ impl Cause {
     pub fn class(self) -> FailureClass {
         match self {
             Cause::Dns | Cause::ConnectRefused => FailureClass::Connect,
-            Cause::ConnectTimeout | Cause::GreetingTimeout | Cause::Timeout => {
-                FailureClass::Timeout
-            }
+            Cause::ConnectTimeout
+            | Cause::GreetingTimeout
+            | Cause::Timeout
+            | Cause::ReplyTimeout => FailureClass::Timeout,
             Cause::SecurityMismatch
             | Cause::StartTlsNotOffered
             | Cause::AuthOnlyAfterTls
@@ -262,6 +266,7 @@ mod tests {
             ("timed out after 9 s", Stage::Any, Cause::Timeout),
             ("timed out", Stage::Connect, Cause::ConnectTimeout),
             ("timed out", Stage::Greeting, Cause::GreetingTimeout),
+            ("timed out", Stage::Auth, Cause::ReplyTimeout),
             (
                 "invalid peer certificate: UnknownIssuer",
                 Stage::Any,

@@ -92,6 +92,18 @@ pub(super) fn explain(
             },
             if zh { format!("{}。", other_port(ctx, lang)) } else { format!("{}.", other_port(ctx, lang)) },
         ),
+        Cause::ReplyTimeout => pair(
+            if zh {
+                format!("{at} 已连接并在对话，但 {t} 秒内没有回应这条命令（超时）。")
+            } else {
+                format!("{at} was connected and talking, but did not answer this command within {t} s (timeout).")
+            },
+            if zh {
+                "服务器可能过载或在限制本机：稍后再试；若经常发生，调大 SMTP_TIMEOUT_SECS，或向服务商确认这个账号可以用 SMTP 发信。".into()
+            } else {
+                "the server may be overloaded or holding this client back: try again later; if it keeps happening, raise SMTP_TIMEOUT_SECS or ask the provider whether this account may send over SMTP.".into()
+            },
+        ),
         Cause::GreetingTimeout => pair(
             match (zh, ctx.security) {
                 (true, Security::Tls) => format!("{at} 接受了 TCP 连接，但 {t} 秒内既没有回应 TLS 握手也没有发来问候（greeting）。"),
