@@ -78,6 +78,8 @@ pub struct SmtpOptions {
     pub use_other_cert: bool,
     /// Answer 550 to recipients containing this text.
     pub reject_rcpt: Option<String>,
+    /// Answer 553 to a `MAIL FROM` containing this text.
+    pub reject_sender: Option<String>,
 }
 
 impl SmtpOptions {
@@ -89,6 +91,7 @@ impl SmtpOptions {
             tempfail: 0,
             use_other_cert: false,
             reject_rcpt: None,
+            reject_sender: None,
         }
     }
 
@@ -173,6 +176,9 @@ impl SmtpServer {
         }
         if let Some(reject) = &options.reject_rcpt {
             cmd.arg("--reject-rcpt").arg(reject);
+        }
+        if let Some(reject) = &options.reject_sender {
+            cmd.arg("--reject-sender").arg(reject);
         }
         let mut child = cmd.spawn().expect("start smtp_server.py");
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -10,6 +10,7 @@
                          [--mode plain|starttls|tls|silent]
                          [--cert C --key K] [--auth USER:PASS] [--auth-fail]
                          [--tempfail N] [--reject-rcpt SUBSTRING]
+                         [--reject-sender SUBSTRING]
         Listens on 127.0.0.1 (port P, or a free one), writes the port to F
         once it listens, and appends every accepted message to S as one JSON
         object a line. Every RCPT TO it sees, accepted or not, is appended to
@@ -19,6 +20,8 @@ Modes: plain (no TLS), starttls (STARTTLS offered and required before
 MAIL/AUTH), tls (implicit TLS from the first byte), silent (accepts TCP and
 never greets). --auth-fail answers 535 to every login; --tempfail N answers
 451 to the first N messages at the end of DATA, then accepts.
+--reject-sender answers 553 to a MAIL FROM containing the text, as QQ Mail does
+when the sender is not the logged-in mailbox.
 """
 
 import argparse
@@ -71,11 +74,19 @@ class Handler:
         self.spool = args.spool
         self.tempfail = args.tempfail
         self.reject_rcpt = args.reject_rcpt
+        self.reject_sender = args.reject_sender
 
     def _append(self, path, record):
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.reject_sender and self.reject_sender in address:
+            return "553 5.7.1 Sender address rejected: not owned by the logged-in user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self._append(self.spool + ".rcpt", {"rcpt": address})
@@ -172,6 +183,7 @@ def main():
     s.add_argument("--auth-fail", action="store_true")
     s.add_argument("--tempfail", type=int, default=0)
     s.add_argument("--reject-rcpt")
+    s.add_argument("--reject-sender")
     args = parser.parse_args()
     if args.command == "gen-certs":
         gen_certs(args.dir)
