@@ -126,7 +126,7 @@ fn build_worker(
             // The lease outlives the longest possible send, so a live worker never
             // loses its claim to another mid-send.
             let lease = send_deadline(smtp.timeout).as_secs() as i64 + 10;
-            (Sink::Smtp(sender), smtp.pool_size as usize, lease)
+            (Sink::Smtp(Box::new(sender)), smtp.pool_size as usize, lease)
         }
         None => (Sink::DevMailbox, 4, 30),
     };

@@ -19,7 +19,7 @@ use crate::storage::{DevMail, MailKind, OutboxMessage, Storage};
 
 /// Where mail goes.
 pub enum Sink {
-    Smtp(SmtpSender),
+    Smtp(Box<SmtpSender>),
     DevMailbox,
 }
 
