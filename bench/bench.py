@@ -198,7 +198,7 @@ def prepare_login_codes(db, n, tag):
     """n accounts, each with a live login code whose digits we know."""
     path = os.path.join(os.path.dirname(db), f"pairs-{tag}.txt")
     now = int(time.time())
-    con = sqlite3.connect(db, timeout=120)
+    con = sqlite3.connect(db, timeout=120, isolation_level=None)
     users, codes, lines = [], [], []
     for i in range(n):
         email = f"lc{tag}-{i}@bench.test"
@@ -206,11 +206,12 @@ def prepare_login_codes(db, n, tag):
         users.append((email, "not-a-hash", now))
         codes.append((email, "login", code_hash(email, "login", code), now + 3000))
         lines.append(f"{email} {code}")
+    con.execute("BEGIN IMMEDIATE")  # waits for authmail's writers instead of failing
     con.executemany("INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)", users)
     con.executemany(
         "INSERT INTO codes (email, purpose, code_hash, expires_at, attempts, used) VALUES (?, ?, ?, ?, 0, 0)", codes
     )
-    con.commit()
+    con.execute("COMMIT")
     con.close()
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -303,6 +304,8 @@ def main():
         _, p99 = wrk(app.base + "/api/auth/send-code", "send_code.lua", connections=16,
                      env={"BENCH_TAG": f"h{run}", "BENCH_DELAY_MS": f"{delay:.3f}"})
         half_p99.append(p99)
+        while app.stats()["queued"] > 0:  # let the worker finish the send-code mail first
+            time.sleep(0.1)
         pairs = prepare_login_codes(app.db, 60000, str(run))
         rate, _ = wrk(app.base + "/api/auth/login-code", "login_code.lua", env={"BENCH_PAIRS": pairs})
         login_code.append(rate)

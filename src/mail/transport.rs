@@ -85,7 +85,7 @@ impl From<std::io::Error> for TryError {
 
 /// A pooled connection unused for longer than this is checked with NOOP
 /// first; one unused for longer than `IDLE_MAX` is closed instead.
-const IDLE_CHECK: Duration = Duration::from_secs(5);
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 const IDLE_MAX: Duration = Duration::from_secs(60);
 
 impl SmtpSender {
