@@ -152,7 +152,7 @@ proptest! {
         if (lo..=hi).contains(&value) {
             prop_assert!(result.is_ok(), "{}={} refused: {:?}", name, value, result.err());
         } else {
-            let err = result.err().expect("out of range must be refused");
+            let err = result.expect_err("out of range must be refused");
             prop_assert_eq!(err.name, name);
             prop_assert!(!err.to_string().contains('\n'), "one line");
         }
