@@ -78,6 +78,10 @@ pub struct SmtpOptions {
     pub use_other_cert: bool,
     /// Answer 550 to recipients containing this text.
     pub reject_rcpt: Option<String>,
+    /// Scripted faults, `SUBSTRING:STAGE:TIMES:REPLY` (see smtp_server.py).
+    pub faults: Vec<String>,
+    /// Close connections idle this many seconds.
+    pub idle_timeout: Option<f64>,
 }
 
 impl SmtpOptions {
@@ -89,6 +93,8 @@ impl SmtpOptions {
             tempfail: 0,
             use_other_cert: false,
             reject_rcpt: None,
+            faults: Vec::new(),
+            idle_timeout: None,
         }
     }
 
@@ -174,6 +180,12 @@ impl SmtpServer {
         if let Some(reject) = &options.reject_rcpt {
             cmd.arg("--reject-rcpt").arg(reject);
         }
+        for fault in &options.faults {
+            cmd.arg("--fault").arg(fault);
+        }
+        if let Some(secs) = options.idle_timeout {
+            cmd.arg("--idle-timeout").arg(secs.to_string());
+        }
         let mut child = cmd.spawn().expect("start smtp_server.py");
         let deadline = Instant::now() + Duration::from_secs(20);
         let port = loop {
@@ -231,6 +243,14 @@ impl SmtpServer {
         self.read_lines("spool.jsonl.rcpt")
             .into_iter()
             .filter_map(|v| v["rcpt"].as_str().map(String::from))
+            .collect()
+    }
+
+    /// Connection events the server logged (`idle-close`).
+    pub fn events(&self) -> Vec<String> {
+        self.read_lines("spool.jsonl.events")
+            .into_iter()
+            .filter_map(|v| v["event"].as_str().map(String::from))
             .collect()
     }
 
