@@ -45,4 +45,13 @@ impl FastDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
         v.flatten().unwrap_or(0)
     }
+
+    /// The first column of every row, as text.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        match self {
+            FastDb::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+            FastDb::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
 }
