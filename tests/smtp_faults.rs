@@ -218,7 +218,7 @@ async fn connection_faults_are_retried_with_the_reason_kept() {
 async fn a_server_closing_idle_pooled_connections_stops_nothing() {
     let certs = Certs::generate();
     let mut options = SmtpOptions::new(Mode::StartTls);
-    options.idle_timeout = Some(0.5);
+    options.idle_timeout = Some(1.5);
     let smtp = SmtpServer::start(&certs, options);
     let app = TestApp::start(env_for(smtp.port, &certs, "starttls", "3")).await;
 
