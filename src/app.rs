@@ -47,6 +47,7 @@ pub fn message_domain(settings: &Settings) -> String {
 pub async fn serve(settings: Settings, templates: Templates) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
     let started = std::time::Instant::now();
+    crate::metrics::install();
     let (storage, keys) = open_storage(&settings).await?;
     let domain = message_domain(&settings);
     let codes = Codes::new(
@@ -130,7 +131,7 @@ fn build_worker(
         None => (Sink::DevMailbox, 4, 30),
     };
     Ok(Worker {
-        storage,
+        storage: storage.clone(),
         sink,
         templates: Arc::new(templates),
         retry: RetryPolicy {
@@ -141,6 +142,8 @@ fn build_worker(
         lease_secs,
         code_ttl_secs: settings.codes.ttl_secs,
         public_url: settings.public_url.clone(),
+        lang: settings.mail_lang,
+        alerts: crate::mail::alert::Alerts::new(&settings.alert, storage),
     })
 }
 

@@ -86,7 +86,12 @@ impl Codes {
             })
             .await?;
         match outcome {
-            CodeRequestOutcome::Accepted { mailed } => Ok(mailed),
+            CodeRequestOutcome::Accepted { mailed } => {
+                if mailed {
+                    crate::metrics::code_issued();
+                }
+                Ok(mailed)
+            }
             CodeRequestOutcome::RateLimited { retry_after } => Err(ApiError::RateLimited {
                 retry_after: retry_after.max(1) as u64,
             }),

@@ -101,6 +101,15 @@ impl Provider {
         }
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Qq => "qq",
+            Self::Netease163 => "163",
+            Self::Gmail => "gmail",
+            Self::Exmail => "exmail",
+        }
+    }
+
     /// Providers that log in with a per-mailbox authorisation code (授权码).
     pub fn uses_authorisation_code(self) -> bool {
         matches!(self, Self::Qq | Self::Netease163 | Self::Exmail)

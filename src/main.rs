@@ -25,12 +25,17 @@ fn main() -> ExitCode {
         .as_deref()
         .and_then(Lang::parse)
         .unwrap_or(settings.mail_lang);
+    // The settings file doctor checks: the one named, else .env when present.
+    let env_file = cli
+        .env_file
+        .clone()
+        .or_else(|| Some(std::path::PathBuf::from(".env")).filter(|p| p.exists()));
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => report(app::serve(settings, templates).await),
             Command::Migrate => report(ops::migrate(&settings).await),
-            Command::Doctor => ops::doctor(&settings, lang).await,
+            Command::Doctor => ops::doctor(&settings, lang, env_file.as_deref()).await,
             Command::SendTest { to } => ops::send_test(&settings, &templates, lang, &to).await,
             Command::Outbox {
                 status,

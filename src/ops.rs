@@ -1,10 +1,12 @@
 //! The operator commands besides `serve`: migrate, doctor, send-test, outbox.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::app;
 use crate::config::Settings;
 use crate::domain::{EmailAddress, Lang};
+use crate::mail::diagnose::{Diagnosis, Stage};
 use crate::mail::new_message_id;
 use crate::mail::templates::{MailContext, Templates};
 use crate::mail::transport::{Delivery, SmtpSender};
@@ -30,39 +32,14 @@ fn no_smtp(lang: Lang) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Connects, secures and logs in as `serve` would.
-pub async fn doctor(settings: &Settings, lang: Lang) -> ExitCode {
+/// The step-by-step SMTP check; `env_file` is the settings file read, if any.
+pub async fn doctor(settings: &Settings, lang: Lang, env_file: Option<&Path>) -> ExitCode {
     let Some(smtp) = &settings.smtp else {
         return no_smtp(lang);
     };
-    let sender = match SmtpSender::new(smtp) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("✗ {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let started = std::time::Instant::now();
-    match sender.check().await {
-        Ok(()) => {
-            println!(
-                "✓ {}:{} ({}) {} ms",
-                smtp.server,
-                smtp.port,
-                smtp.security.as_str(),
-                started.elapsed().as_millis()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!(
-                "✗ {}:{} ({}): {e}",
-                smtp.server,
-                smtp.port,
-                smtp.security.as_str()
-            );
-            ExitCode::from(1)
-        }
+    match crate::doctor::run(smtp, lang, env_file).await {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
     }
 }
 
@@ -89,22 +66,35 @@ pub async fn send_test(
         email: to.as_str(),
         public_url: &settings.public_url,
     };
-    let sent = match (SmtpSender::new(smtp), templates.render("test", lang, &ctx)) {
-        (Ok(sender), Ok(mail)) => {
+    let sender = match SmtpSender::new(smtp) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("authmail: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let sent = match templates.render("test", lang, &ctx) {
+        Ok(mail) => {
             sender
                 .send(&new_message_id(smtp.from.domain()), to.as_str(), &mail)
                 .await
         }
-        (Err(e), _) => Delivery::Permanent(e.to_string()),
-        (_, Err(e)) => Delivery::Permanent(e),
+        Err(e) => Delivery::Permanent(e),
     };
+    sender.shutdown().await;
     match sent {
         Delivery::Sent(reply) => {
             println!("✓ {reply}");
             ExitCode::SUCCESS
         }
-        Delivery::Transient(e) | Delivery::Permanent(e) => {
-            println!("✗ {e}");
+        Delivery::Transient(raw) | Delivery::Permanent(raw) => {
+            println!("✗ {raw}");
+            if let Some(d) = Diagnosis::of(&raw, Stage::Any, sender.context(), lang) {
+                match lang {
+                    Lang::ZhCn => println!("  原因：{}\n  解决：{}", d.why, d.fix),
+                    Lang::En => println!("  cause: {}\n  fix: {}", d.why, d.fix),
+                }
+            }
             ExitCode::from(1)
         }
     }
@@ -118,12 +108,25 @@ pub async fn outbox(
 ) -> anyhow::Result<()> {
     let (storage, _) = app::open_storage(settings).await?;
     let entries = storage.list_outbox(status, limit).await?;
+    let mut out = String::new();
     if as_json {
         for e in &entries {
-            println!("{}", crate::api::admin::outbox_entry_json(e));
+            let message = crate::api::admin::OutboxMessage::from(e);
+            out.push_str(&serde_json::to_string(&message)?);
+            out.push('\n');
         }
-        return Ok(());
+    } else {
+        out = outbox_table(&entries);
     }
+    // `authmail outbox | head` closes the pipe early: that is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Columns aligned on the widest cell; the last error, often long, goes last.
+fn outbox_table(entries: &[crate::storage::OutboxEntry]) -> String {
     let rows: Vec<[String; 5]> = entries
         .iter()
         .map(|e| {
@@ -143,13 +146,15 @@ pub async fn outbox(
             *w = (*w).max(cell.chars().count());
         }
     }
+    let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
     }
-    Ok(())
+    out
 }

@@ -7,14 +7,14 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 use super::{choose_lang, ApiJson, AppState};
 use crate::accounts::Session;
 use crate::clock;
 use crate::domain::{EmailAddress, Password, Purpose};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::limits;
 use crate::storage::User;
 
@@ -29,19 +29,55 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/logout", post(logout))
 }
 
-#[derive(Deserialize)]
+#[derive(OpenApi)]
+#[openapi(paths(send_code, register, login, login_code, reset_password, me, logout))]
+pub struct AuthApi;
+
+#[derive(Serialize, ToSchema)]
+struct CodeSent {
+    /// seconds until the code expires (`CODE_TTL_SECS`)
+    expires_in: i64,
+    /// seconds before another code may be asked for
+    resend_after: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct UserView {
+    id: String,
+    email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SessionView {
+    user: UserView,
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Me {
+    id: String,
+    email: String,
+    created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Empty {}
+
+#[derive(Deserialize, ToSchema)]
 struct SendCodeBody {
     email: String,
+    /// register, reset_password or login
     purpose: String,
     lang: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/auth/send-code", tag = "auth", request_body = SendCodeBody, responses((status = 202, body = CodeSent), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn send_code(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendCodeBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CodeSent>), ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let purpose = Purpose::parse(&body.purpose).ok_or(ApiError::InvalidPurpose)?;
     let lang = choose_lang(body.lang.as_deref(), &headers, state.settings.mail_lang)?;
@@ -66,21 +102,25 @@ async fn send_code(
     let policy = state.codes.policy();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"expires_in": policy.ttl_secs, "resend_after": policy.resend_cooldown_secs})),
+        Json(CodeSent {
+            expires_in: policy.ttl_secs,
+            resend_after: policy.resend_cooldown_secs,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     email: String,
     password: String,
     code: String,
 }
 
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody, responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let password = Password::parse(body.password)?;
     let session = state
@@ -90,16 +130,17 @@ async fn register(
     Ok((StatusCode::CREATED, Json(session_json(&session))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, responses((status = 200, body = SessionView), (status = 401, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionView>, ApiError> {
     // A malformed address or an impossible password cannot belong to an
     // account: the same 401 as a wrong password, after the same work.
     let email = EmailAddress::parse(&body.email).map_err(|_| ApiError::InvalidCredentials);
@@ -113,22 +154,23 @@ async fn login(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginCodeBody {
     email: String,
     code: String,
 }
 
+#[utoipa::path(post, path = "/api/auth/login-code", tag = "auth", request_body = LoginCodeBody, responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn login_code(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginCodeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionView>, ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let session = state.accounts.login_with_code(&email, &body.code).await?;
     Ok(Json(session_json(&session)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ResetBody {
     email: String,
     code: String,
@@ -136,11 +178,12 @@ struct ResetBody {
     lang: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/auth/reset-password", tag = "auth", request_body = ResetBody, responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn reset_password(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResetBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let password = Password::parse(body.new_password)?;
     let lang = choose_lang(body.lang.as_deref(), &headers, state.settings.mail_lang)?;
@@ -149,18 +192,20 @@ async fn reset_password(
         .reset_password(&email, &body.code, password, lang)
         .await?;
     state.outbox_wake.notify_one();
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
     let user = state.accounts.user_for_token(bearer(&headers)?).await?;
-    Ok(Json(json!({
-        "id": user.id.to_string(),
-        "email": user.email,
-        "created_at": clock::rfc3339(user.created_at),
-    })))
+    Ok(Json(Me {
+        id: user.id.to_string(),
+        email: user.email,
+        created_at: clock::rfc3339(user.created_at),
+    }))
 }
 
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "the session ended"), (status = 401, body = ErrorBody)))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     state.accounts.logout(bearer(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -180,10 +225,13 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .ok_or(ApiError::Unauthorized)
 }
 
-fn user_json(user: &User) -> Value {
-    json!({"id": user.id.to_string(), "email": user.email})
-}
-
-fn session_json(session: &Session) -> Value {
-    json!({"user": user_json(&session.user), "token": session.token})
+fn session_json(session: &Session) -> SessionView {
+    let User { id, email, .. } = &session.user;
+    SessionView {
+        user: UserView {
+            id: id.to_string(),
+            email: email.clone(),
+        },
+        token: session.token.clone(),
+    }
 }

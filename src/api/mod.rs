@@ -4,6 +4,7 @@
 pub mod admin;
 mod auth;
 mod dev;
+mod openapi;
 mod service;
 
 use std::sync::Arc;
@@ -39,13 +40,16 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(auth::router())
         .merge(admin::router())
-        .merge(service::router());
+        .merge(service::router())
+        .merge(openapi::router())
+        .merge(crate::pages::router());
     if state.settings.dev_mailbox() {
         router = router.merge(dev::router());
     }
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

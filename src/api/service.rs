@@ -1,28 +1,64 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics.
 
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+
+#[derive(OpenApi)]
+#[openapi(paths(healthz, readyz, metrics))]
+pub struct ServiceApi;
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok` or `ready`
+    status: &'static str,
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// The process runs.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.storage.ping(Duration::from_secs(2)).await {
-        true => Ok(Json(json!({"status": "ready"}))),
+        true => Ok(Json(Health { status: "ready" })),
         false => Err(ApiError::Unavailable),
     }
+}
+
+/// Prometheus text; the queue gauge is read from the database at each scrape.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let since = crate::clock::now() - state.settings.alert.window_secs;
+    let queued = state.storage.outbox_stats(since).await?.queued;
+    let body = crate::metrics::render(queued).ok_or(ApiError::NotFound)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }

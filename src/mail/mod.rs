@@ -1,6 +1,8 @@
 //! Everything about mail: rendering, the SMTP transport, the outbox worker and
 //! the dev mailbox. Nothing here knows about HTTP.
 
+pub mod alert;
+pub mod diagnose;
 pub mod outbox;
 pub mod templates;
 pub mod transport;

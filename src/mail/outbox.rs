@@ -9,6 +9,8 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use super::alert::Alerts;
+use super::diagnose::{self, Cause, Diagnosis, Stage};
 use super::templates::{MailContext, RenderedMail, Templates};
 use super::transport::{Delivery, SmtpSender};
 use crate::clock;
@@ -52,6 +54,10 @@ pub struct Worker {
     pub lease_secs: i64,
     pub code_ttl_secs: i64,
     pub public_url: String,
+    /// Language of the diagnoses in `last_error` and the log (`MAIL_LANG`).
+    pub lang: Lang,
+    /// The failure-rate webhook, when `ALERT_WEBHOOK_URL` is set.
+    pub alerts: Option<Alerts>,
 }
 
 impl Worker {
@@ -118,17 +124,20 @@ impl Worker {
             Ok(r) => r,
             Err(e) => return self.finish(&msg, Delivery::Permanent(e), now).await,
         };
-        let started = std::time::Instant::now();
-        let outcome = match &self.sink {
-            Sink::Smtp(sender) => {
-                sender
-                    .send(&msg.message_id, &msg.recipient, &rendered)
-                    .await
-            }
-            Sink::DevMailbox => return self.to_dev_mailbox(&msg, rendered).await,
+        let Sink::Smtp(sender) = &self.sink else {
+            return self.to_dev_mailbox(&msg, rendered).await;
         };
-        let latency_ms = started.elapsed().as_millis() as u64;
-        log_try(&msg, &outcome, latency_ms);
+        let started = std::time::Instant::now();
+        let outcome = sender
+            .send(&msg.message_id, &msg.recipient, &rendered)
+            .await;
+        let outcome = record_try(
+            &msg,
+            outcome,
+            sender.context(),
+            self.lang,
+            started.elapsed(),
+        );
         self.finish(&msg, outcome, clock::now()).await;
     }
 
@@ -169,6 +178,7 @@ impl Worker {
     }
 
     async fn finish(&self, msg: &OutboxMessage, outcome: Delivery, now: i64) {
+        let mut ended = true;
         let result = match outcome {
             Delivery::Sent(reply) => self.storage.mark_sent(msg.id, &reply, now).await,
             Delivery::Permanent(error) => self.storage.mark_failed(msg.id, &error, now).await,
@@ -180,33 +190,58 @@ impl Worker {
                     let error = format!("{error} (no further tries: the message expires first)");
                     self.storage.mark_failed(msg.id, &error, now).await
                 } else {
+                    ended = false;
                     self.storage.mark_retry(msg.id, &error, next).await
                 }
             }
         };
-        if let Err(e) = result {
+        match result {
             // The lease runs out and the message is tried again: at worst a duplicate.
-            tracing::error!(error = %e, id = msg.id, "cannot record the delivery outcome");
+            Err(e) => {
+                tracing::error!(error = %e, id = msg.id, "cannot record the delivery outcome")
+            }
+            Ok(()) if ended => {
+                if let Some(alerts) = &self.alerts {
+                    alerts.send_ended().await;
+                }
+            }
+            Ok(()) => {}
         }
     }
 }
 
-/// One structured line per try: never the code, never the password.
-fn log_try(msg: &OutboxMessage, outcome: &Delivery, latency_ms: u64) {
+/// One structured line per try (never the code, never the password), the
+/// metrics, and the failure explained for `last_error`.
+fn record_try(
+    msg: &OutboxMessage,
+    outcome: Delivery,
+    ctx: &diagnose::Context,
+    lang: Lang,
+    latency: Duration,
+) -> Delivery {
     let to = EmailAddress::parse(&msg.recipient).map_or_else(|_| "***".to_string(), |a| a.masked());
-    let (result, reply) = match outcome {
+    let latency_ms = latency.as_millis() as u64;
+    let (result, reply) = match &outcome {
         Delivery::Sent(r) => ("sent", r),
         Delivery::Transient(r) => ("retry", r),
         Delivery::Permanent(r) => ("failed", r),
     };
-    let reply_code = reply
-        .get(..3)
-        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
-        .unwrap_or("");
-    if matches!(outcome, Delivery::Sent(_)) {
+    let reply_code = diagnose::reply_code(reply).map_or(String::new(), |c| c.to_string());
+    if let Delivery::Sent(_) = outcome {
+        crate::metrics::mail_sent(latency);
         tracing::info!(id = msg.id, message_id = %msg.message_id, to = %to, attempt = msg.attempts, outcome = result, reply_code, reply = %reply, latency_ms, "delivery");
-    } else {
-        tracing::warn!(id = msg.id, message_id = %msg.message_id, to = %to, attempt = msg.attempts, outcome = result, reply_code, reply = %reply, latency_ms, "delivery");
+        return outcome;
+    }
+    let class = Cause::of(reply, Stage::Any).class();
+    crate::metrics::mail_failed(class, latency);
+    let diagnosis = Diagnosis::of(reply, Stage::Any, ctx, lang)
+        .map(|d| d.render(lang))
+        .unwrap_or_default();
+    tracing::warn!(id = msg.id, message_id = %msg.message_id, to = %to, attempt = msg.attempts, outcome = result, class = class.as_str(), reply_code, reply = %reply, diagnosis, latency_ms, "delivery");
+    let annotated = diagnose::annotate(reply, Stage::Any, ctx, lang);
+    match outcome {
+        Delivery::Transient(_) => Delivery::Transient(annotated),
+        _ => Delivery::Permanent(annotated),
     }
 }
 

@@ -10,6 +10,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
+use super::diagnose;
 use super::templates::RenderedMail;
 use crate::config::{Security, SmtpSettings};
 
@@ -29,6 +30,7 @@ pub struct SmtpSender {
     from: Mailbox,
     /// The whole of one send, start to end; a stuck server cannot hold a message longer.
     deadline: Duration,
+    context: diagnose::Context,
 }
 
 impl SmtpSender {
@@ -36,11 +38,7 @@ impl SmtpSender {
         let tls = match smtp.security {
             Security::None => Tls::None,
             security => {
-                let mut params = TlsParameters::builder(smtp.server.clone());
-                if let Some(pem) = &smtp.ca_pem {
-                    params = params.add_root_certificate(Certificate::from_pem(pem)?);
-                }
-                let params = params.build_rustls()?;
+                let params = tls_parameters(smtp, false)?;
                 match security {
                     Security::Tls => Tls::Wrapper(params),
                     Security::StartTls => Tls::Required(params),
@@ -70,7 +68,13 @@ impl SmtpSender {
             transport: builder.build(),
             from: Mailbox::new(smtp.from_name.clone(), smtp.from.as_str().parse()?),
             deadline: send_deadline(smtp.timeout),
+            context: diagnose::Context::of(smtp),
         })
+    }
+
+    /// What failure explanations need to know about these settings.
+    pub fn context(&self) -> &diagnose::Context {
+        &self.context
     }
 
     pub async fn send(&self, message_id: &str, to: &str, mail: &RenderedMail) -> Delivery {
@@ -126,6 +130,19 @@ impl SmtpSender {
     }
 }
 
+/// TLS for `SMTP_SERVER`, trusting the system roots plus `SMTP_CA_FILE`.
+/// `accept_invalid` only lets `doctor` look at a certificate that failed.
+pub fn tls_parameters(smtp: &SmtpSettings, accept_invalid: bool) -> anyhow::Result<TlsParameters> {
+    let mut params = TlsParameters::builder(smtp.server.clone());
+    if let Some(pem) = &smtp.ca_pem {
+        params = params.add_root_certificate(Certificate::from_pem(pem)?);
+    }
+    Ok(params
+        .dangerous_accept_invalid_certs(accept_invalid)
+        .dangerous_accept_invalid_hostnames(accept_invalid)
+        .build_rustls()?)
+}
+
 /// A send is connect + TLS + a handful of commands, each bounded by
 /// `SMTP_TIMEOUT_SECS`; three of them is far beyond any healthy send.
 pub fn send_deadline(timeout: Duration) -> Duration {
@@ -134,7 +151,7 @@ pub fn send_deadline(timeout: Duration) -> Duration {
 
 /// The server's reply as `535 5.7.8 ...` when there was one, else lettre's
 /// error with its whole source chain.
-fn describe(e: &lettre::transport::smtp::Error) -> String {
+pub fn describe(e: &lettre::transport::smtp::Error) -> String {
     let mut source = std::error::Error::source(e);
     if let (Some(code), Some(reply)) = (e.status(), source) {
         return format!("{code} {reply}");
@@ -148,5 +165,5 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
         }
         source = s.source();
     }
-    text
+    text.replace("Connection error: Connection error: ", "Connection error: ")
 }

@@ -82,6 +82,8 @@ pub struct SmtpOptions {
     pub faults: Vec<String>,
     /// Close connections idle this many seconds.
     pub idle_timeout: Option<f64>,
+    /// Answer 553 to a `MAIL FROM` containing this text.
+    pub reject_sender: Option<String>,
 }
 
 impl SmtpOptions {
@@ -95,6 +97,7 @@ impl SmtpOptions {
             reject_rcpt: None,
             faults: Vec::new(),
             idle_timeout: None,
+            reject_sender: None,
         }
     }
 
@@ -185,6 +188,9 @@ impl SmtpServer {
         }
         if let Some(secs) = options.idle_timeout {
             cmd.arg("--idle-timeout").arg(secs.to_string());
+        }
+        if let Some(reject) = &options.reject_sender {
+            cmd.arg("--reject-sender").arg(reject);
         }
         let mut child = cmd.spawn().expect("start smtp_server.py");
         let deadline = Instant::now() + Duration::from_secs(20);

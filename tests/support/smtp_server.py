@@ -11,6 +11,7 @@
                          [--cert C --key K] [--auth USER:PASS] [--auth-fail]
                          [--tempfail N] [--reject-rcpt SUBSTRING]
                          [--fault SUBSTRING:STAGE:TIMES:REPLY]... [--idle-timeout SECS]
+                         [--reject-sender SUBSTRING]
         Listens on 127.0.0.1 (port P, or a free one), writes the port to F
         once it listens, and appends every accepted message to S as one JSON
         object a line. Every RCPT TO it sees, accepted or not, is appended to
@@ -27,6 +28,8 @@ DATA; drop-data keeps the message but drops the connection after the final
 dot, before any reply; drop-mid drops it after the first line of DATA.
 --idle-timeout closes connections idle that long (as busy relays do) and
 logs each such close to S.events.
+--reject-sender answers 553 to a MAIL FROM containing the text, as QQ Mail does
+when the sender is not the logged-in mailbox.
 """
 
 import argparse
@@ -79,6 +82,7 @@ class Handler:
         self.spool = args.spool
         self.tempfail = args.tempfail
         self.reject_rcpt = args.reject_rcpt
+        self.reject_sender = args.reject_sender
         self.faults = []
         for spec in args.fault or []:
             pattern, stage, times, reply = spec.split(":", 3)
@@ -96,6 +100,13 @@ class Handler:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.reject_sender and self.reject_sender in address:
+            return "553 5.7.1 Sender address rejected: not owned by the logged-in user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self._append(self.spool + ".rcpt", {"rcpt": address})
@@ -221,6 +232,7 @@ def main():
     s.add_argument("--reject-rcpt")
     s.add_argument("--fault", action="append")
     s.add_argument("--idle-timeout", type=float, default=300)
+    s.add_argument("--reject-sender")
     args = parser.parse_args()
     if args.command == "gen-certs":
         gen_certs(args.dir)

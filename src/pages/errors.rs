@@ -1,0 +1,121 @@
+//! Errors on a page: which field each belongs to, its text in the page's
+//! language, and the status the JSON API would answer with.
+
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::view::Page;
+use crate::error::ApiError;
+
+/// Where an error is shown: next to its field, or above the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Email,
+    Code,
+    Password,
+    Form,
+}
+
+/// Error texts by field, in the page's language, as the templates read them.
+#[derive(Debug, Default, Serialize)]
+pub struct Errors {
+    pub email: Option<String>,
+    pub code: Option<String>,
+    pub password: Option<String>,
+    pub form: Option<String>,
+}
+
+impl Errors {
+    pub fn at(field: Field, text: String) -> Self {
+        let mut errors = Self::default();
+        let slot = match field {
+            Field::Email => &mut errors.email,
+            Field::Code => &mut errors.code,
+            Field::Password => &mut errors.password,
+            Field::Form => &mut errors.form,
+        };
+        *slot = Some(text);
+        errors
+    }
+}
+
+impl Page {
+    /// The error's text in the page language, the field it belongs to, and
+    /// the status the API would answer it with.
+    pub fn describe(&self, e: &ApiError) -> (Field, String, StatusCode) {
+        use StatusCode as S;
+        let wait = |key: &str, secs: u64| self.wait_text(key, secs);
+        match e {
+            ApiError::InvalidEmail(_) => {
+                (Field::Email, self.t("err_invalid_email"), S::BAD_REQUEST)
+            }
+            ApiError::EmailTaken => (Field::Email, self.t("err_email_taken"), S::CONFLICT),
+            ApiError::RateLimited { retry_after } => (
+                Field::Email,
+                wait("err_rate_limited", *retry_after),
+                S::TOO_MANY_REQUESTS,
+            ),
+            ApiError::InvalidCode => (Field::Code, self.t("err_invalid_code"), S::BAD_REQUEST),
+            ApiError::TooManyAttempts { retry_after } => (
+                Field::Code,
+                wait("err_too_many_attempts", *retry_after),
+                S::TOO_MANY_REQUESTS,
+            ),
+            ApiError::WeakPassword => {
+                (Field::Password, self.t("err_weak_password"), S::BAD_REQUEST)
+            }
+            ApiError::InvalidCredentials => (
+                Field::Password,
+                self.t("err_invalid_credentials"),
+                S::UNAUTHORIZED,
+            ),
+            ApiError::Unavailable => (
+                Field::Form,
+                self.t("err_unavailable"),
+                S::SERVICE_UNAVAILABLE,
+            ),
+            other => {
+                tracing::error!(error = ?other, "page request failed");
+                (
+                    Field::Form,
+                    self.t("err_internal"),
+                    S::INTERNAL_SERVER_ERROR,
+                )
+            }
+        }
+    }
+
+    /// "… in {n} seconds", or in minutes (rounded up) once that reads better.
+    fn wait_text(&self, key: &str, secs: u64) -> String {
+        wait_phrase(&self.t(key), &self.t(&format!("{key}_minutes")), secs)
+    }
+}
+
+fn wait_phrase(in_seconds: &str, in_minutes: &str, secs: u64) -> String {
+    match secs {
+        0..120 => in_seconds.replace("{n}", &secs.to_string()),
+        _ => in_minutes.replace("{n}", &secs.div_ceil(60).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_waits_read_in_seconds_long_ones_in_whole_minutes_rounded_up() {
+        let phrase = |secs| wait_phrase("{n} s", "{n} min", secs);
+        assert_eq!(phrase(1), "1 s");
+        assert_eq!(phrase(119), "119 s");
+        assert_eq!(phrase(120), "2 min");
+        assert_eq!(phrase(121), "3 min");
+        assert_eq!(phrase(3598), "60 min");
+    }
+
+    #[test]
+    fn errors_land_in_one_slot() {
+        let e = Errors::at(Field::Code, "x".into());
+        assert_eq!(e.code.as_deref(), Some("x"));
+        assert!(e.email.is_none() && e.password.is_none() && e.form.is_none());
+    }
+}

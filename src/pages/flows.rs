@@ -1,0 +1,285 @@
+//! The code flows: register, forgot password, sign in with a code. Step 1
+//! asks for the address and sends a code; step 2 takes the code (and, where
+//! the flow sets one, a password) and signs the browser in.
+
+use axum::extract::Form;
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::{context, Value};
+use serde::Deserialize;
+
+use super::errors::{Errors, Field};
+use super::view::Page;
+use crate::accounts::Session;
+use crate::clock;
+use crate::domain::{EmailAddress, Password, Purpose};
+use crate::error::ApiError;
+
+/// What sets one code flow apart from the others.
+#[derive(Clone, Copy)]
+pub struct Flow {
+    path: &'static str,
+    purpose: Purpose,
+    /// The `mode` the form posts back (the login page hosts two forms).
+    mode: &'static str,
+    title: &'static str,
+    intro: &'static str,
+    submit: &'static str,
+    /// The string key of the password field's label, if the flow sets a password.
+    password: Option<&'static str>,
+    sent: &'static str,
+}
+
+pub const REGISTER: Flow = Flow {
+    path: "/register",
+    purpose: Purpose::Register,
+    mode: "",
+    title: "register_title",
+    intro: "register_intro",
+    submit: "register_submit",
+    password: Some("password"),
+    sent: "code_sent_register",
+};
+
+pub const FORGOT: Flow = Flow {
+    path: "/forgot-password",
+    purpose: Purpose::ResetPassword,
+    mode: "",
+    title: "forgot_title",
+    intro: "forgot_intro",
+    submit: "reset_submit",
+    password: Some("new_password"),
+    // The page must not say whether the address has an account.
+    sent: "code_sent_account",
+};
+
+pub const LOGIN_CODE: Flow = Flow {
+    path: "/login",
+    purpose: Purpose::Login,
+    mode: "code",
+    title: "login_title",
+    intro: "login_code_intro",
+    submit: "login_submit",
+    password: None,
+    sent: "code_sent_account",
+};
+
+/// Every field any page form posts; absent ones are empty.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PageForm {
+    pub csrf: String,
+    pub mode: String,
+    pub action: String,
+    pub email: String,
+    pub code: String,
+    pub password: String,
+    /// When step 2's code was sent (unix seconds), so a re-rendered step 2
+    /// keeps counting down from where it was. Only ever affects the countdown.
+    pub sent_at: String,
+}
+
+/// The state of a flow page between requests.
+#[derive(Default)]
+struct View {
+    sent: bool,
+    email: String,
+    sent_at: i64,
+    /// Seconds the "send code" button stays disabled.
+    wait: i64,
+    notice: Option<String>,
+    errors: Errors,
+}
+
+pub async fn register_page(page: Page) -> Response {
+    render(&page, REGISTER, View::default(), StatusCode::OK)
+}
+
+pub async fn register_submit(page: Page, Form(form): Form<PageForm>) -> Response {
+    submit(page, REGISTER, form).await
+}
+
+pub async fn forgot_page(page: Page) -> Response {
+    render(&page, FORGOT, View::default(), StatusCode::OK)
+}
+
+pub async fn forgot_submit(page: Page, Form(form): Form<PageForm>) -> Response {
+    submit(page, FORGOT, form).await
+}
+
+pub fn login_code_page(page: &Page) -> Response {
+    render(page, LOGIN_CODE, View::default(), StatusCode::OK)
+}
+
+pub async fn submit(page: Page, flow: Flow, form: PageForm) -> Response {
+    if !page.csrf_ok(&form.csrf) {
+        // A fresh token comes with the re-rendered page: trying again works.
+        let view = View {
+            email: form.email,
+            errors: Errors::at(Field::Form, page.t("err_csrf")),
+            ..View::default()
+        };
+        return render(&page, flow, view, StatusCode::FORBIDDEN);
+    }
+    match form.action.as_str() {
+        "send" => send(&page, flow, form).await,
+        _ => finish(&page, flow, form).await,
+    }
+}
+
+async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
+    let state = &page.state;
+    let from_step_2 = !form.sent_at.is_empty();
+    let result = match EmailAddress::parse(form.email.trim()) {
+        Ok(email) => state
+            .codes
+            .request(&email, flow.purpose, page.lang, &page.ip_key())
+            .await
+            .map(|mailed| (email, mailed)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok((email, mailed)) => {
+            if mailed {
+                state.outbox_wake.notify_one();
+            }
+            let policy = state.codes.policy();
+            let notice = page
+                .t(flow.sent)
+                .replace("{email}", email.as_str())
+                .replace("{minutes}", &(policy.ttl_secs / 60).max(1).to_string());
+            let view = View {
+                sent: true,
+                email: email.as_str().to_string(),
+                sent_at: clock::now(),
+                wait: policy.resend_cooldown_secs,
+                notice: Some(notice),
+                errors: Errors::default(),
+            };
+            render(page, flow, view, StatusCode::OK)
+        }
+        Err(e) => {
+            let (field, text, status) = page.describe(&e);
+            // Sending has only the address to blame; a lock shows there too.
+            let field = match field {
+                Field::Form => Field::Form,
+                _ => Field::Email,
+            };
+            let wait = match e {
+                ApiError::RateLimited { retry_after } => retry_after as i64,
+                _ => 0,
+            };
+            let view = View {
+                sent: from_step_2 && !matches!(e, ApiError::InvalidEmail(_)),
+                email: form.email,
+                sent_at: form.sent_at.parse().unwrap_or(0),
+                wait,
+                notice: None,
+                errors: Errors::at(field, text),
+            };
+            render(page, flow, view, status)
+        }
+    }
+}
+
+async fn finish(page: &Page, flow: Flow, form: PageForm) -> Response {
+    match complete(page, flow, &form).await {
+        Ok(session) => page.signed_in(&session),
+        Err(e) => {
+            let (field, text, status) = page.describe(&e);
+            let sent_at: i64 = form.sent_at.parse().unwrap_or(0);
+            let since = clock::now() - sent_at;
+            let cooldown = page.state.codes.policy().resend_cooldown_secs;
+            let view = View {
+                sent: true,
+                email: form.email,
+                sent_at,
+                wait: (cooldown - since).clamp(0, cooldown),
+                notice: None,
+                errors: Errors::at(field, text),
+            };
+            render(page, flow, view, status)
+        }
+    }
+}
+
+/// The same checks, in the same order, as the JSON API's handlers.
+async fn complete(page: &Page, flow: Flow, form: &PageForm) -> Result<Session, ApiError> {
+    let accounts = &page.state.accounts;
+    let email = EmailAddress::parse(form.email.trim())?;
+    let code = form.code.trim();
+    match flow.purpose {
+        Purpose::Register => {
+            let password = Password::parse(form.password.clone())?;
+            accounts.register(&email, password, code).await
+        }
+        Purpose::ResetPassword => {
+            let password = Password::parse(form.password.clone())?;
+            accounts
+                .reset_password(&email, code, password, page.lang)
+                .await?;
+            page.state.outbox_wake.notify_one();
+            // Every older session just ended; this browser gets a new one.
+            accounts
+                .login(&email, Password::parse(form.password.clone())?)
+                .await
+        }
+        Purpose::Login => accounts.login_with_code(&email, code).await,
+    }
+}
+
+fn render(page: &Page, flow: Flow, view: View, status: StatusCode) -> Response {
+    let extra = context! {
+        action => flow.path,
+        mode => flow.mode,
+        intro => page.t(flow.intro),
+        submit => page.t(flow.submit),
+        password_field => flow.password,
+        links => links(page, flow),
+        sent => view.sent,
+        email => view.email,
+        sent_at => view.sent_at,
+        wait => view.wait,
+        notice => view.notice,
+        errors => Value::from_serialize(&view.errors),
+    };
+    page.render("flow.html", &page.t(flow.title), extra, status)
+}
+
+/// One link under a form: optional lead-in text, then the link.
+pub fn link(page: &Page, lead: Option<&str>, text: &str, href: &str, id: &str) -> Value {
+    context! {
+        lead => lead.map(|k| page.t(k)),
+        text => page.t(text),
+        href,
+        id,
+    }
+}
+
+fn links(page: &Page, flow: Flow) -> Vec<Value> {
+    match flow.purpose {
+        Purpose::Register => vec![link(
+            page,
+            Some("have_account"),
+            "login_title",
+            "/login",
+            "to-login",
+        )],
+        Purpose::ResetPassword => vec![link(page, None, "login_title", "/login", "to-login")],
+        Purpose::Login => vec![
+            link(page, None, "with_password", "/login", "with-password"),
+            to_register(page),
+        ],
+    }
+}
+
+/// "No account yet? Create one", under both sign-in forms.
+pub fn to_register(page: &Page) -> Value {
+    link(
+        page,
+        Some("no_account"),
+        "register_link",
+        "/register",
+        "to-register",
+    )
+}

@@ -1,0 +1,74 @@
+//! The web pages: `/register`, `/login`, `/forgot-password`, `/account`,
+//! server-rendered in zh-CN or en, working without JavaScript. They call the
+//! same `codes` and `accounts` as the JSON API, and the session cookie holds
+//! the same token the API issues.
+
+mod account;
+mod assets;
+mod cookies;
+mod csrf;
+mod errors;
+mod flows;
+mod lang;
+mod login;
+mod view;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+
+use crate::api::AppState;
+use view::Pages;
+
+/// No inline script or style anywhere: only the two files under /static.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/account") }))
+        .route(
+            "/register",
+            get(flows::register_page).post(flows::register_submit),
+        )
+        .route(
+            "/forgot-password",
+            get(flows::forgot_page).post(flows::forgot_submit),
+        )
+        .route("/login", get(login::page).post(login::submit))
+        .route("/account", get(account::page))
+        .route("/logout", post(account::logout))
+        .route("/static/app.css", get(assets::css))
+        .route("/static/app.js", get(assets::js))
+        .route("/static/favicon.svg", get(assets::icon))
+        .layer(middleware::from_fn(security_headers))
+        .layer(Extension(Arc::new(Pages::new())))
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Pages hold CSRF tokens and addresses: never from a cache.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,326 @@
+//! What every page handler starts from (`Page`: language, CSRF token, session
+//! cookie, all read from the request) and ends with (`Page::render`, or a
+//! redirect that signs the browser in).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use minijinja::{context, Environment, Value};
+use secrecy::ExposeSecret;
+use tokio::sync::OnceCell;
+
+use super::csrf::{self, CsrfKey};
+use super::{cookies, lang};
+use crate::accounts::Session;
+use crate::api::AppState;
+use crate::domain::Lang;
+use crate::error::ApiError;
+use crate::keys::Keys;
+use crate::limits;
+
+const LANG_COOKIE_SECS: i64 = 365 * 24 * 3600;
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/pages/", $name)))),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = templates![
+    "base.html",
+    "macros.html",
+    "flow.html",
+    "login.html",
+    "account.html",
+    "message.html",
+];
+
+const STRINGS: &str = include_str!("../../templates/pages/i18n.json");
+
+/// Built once per router: the page templates, the UI strings of both
+/// languages, and the CSRF key (derived on first use, since the stored
+/// `SECRET_KEY` may have to be read from the database).
+pub struct Pages {
+    env: Environment<'static>,
+    strings: BTreeMap<String, BTreeMap<String, String>>,
+    csrf: OnceCell<CsrfKey>,
+}
+
+impl Pages {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("built-in page template {name}: {e}"));
+        }
+        let strings = serde_json::from_str(STRINGS).expect("templates/pages/i18n.json is valid");
+        Self {
+            env,
+            strings,
+            csrf: OnceCell::new(),
+        }
+    }
+
+    fn text<'a>(&'a self, lang: Lang, key: &'a str) -> &'a str {
+        self.strings
+            .get(lang.as_str())
+            .and_then(|t| t.get(key))
+            .map_or(key, String::as_str)
+    }
+
+    async fn csrf_key(&self, state: &AppState) -> Result<&CsrfKey, ApiError> {
+        self.csrf
+            .get_or_try_init(|| async {
+                let secret = match &state.settings.secret_key {
+                    Some(key) => key.expose_secret().to_string(),
+                    // Written at start-up; this only reads it back.
+                    None => state.storage.secret_key(&Keys::generate_secret()).await?,
+                };
+                Ok(CsrfKey::derive(&secret))
+            })
+            .await
+    }
+}
+
+/// One page request as the handlers see it.
+pub struct Page {
+    pub state: AppState,
+    pages: Arc<Pages>,
+    pub lang: Lang,
+    remember_lang: bool,
+    /// The browser's CSRF id from its cookie; `None` when it had none (a new one is issued).
+    browser_id: Option<String>,
+    issued_browser_id: Option<String>,
+    csrf_token: String,
+    cross_site: bool,
+    pub session: Option<String>,
+    lang_href: String,
+    peer: Option<SocketAddr>,
+    forwarded_for: Vec<String>,
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let pages = parts
+            .extensions
+            .get::<Arc<Pages>>()
+            .cloned()
+            .expect("the pages router adds its Pages extension");
+        let headers = &parts.headers;
+        let query = parts.uri.query();
+        let choice = lang::choose(
+            lang::query_param(query, "lang"),
+            cookies::get(headers, lang::COOKIE),
+            header_str(headers, header::ACCEPT_LANGUAGE),
+            state.settings.mail_lang,
+        );
+        let browser_id = cookies::get(headers, csrf::COOKIE)
+            .filter(|id| csrf::is_browser_id(id))
+            .map(str::to_string);
+        let id = browser_id.clone().unwrap_or_else(csrf::new_browser_id);
+        let issued_browser_id = browser_id.is_none().then(|| id.clone());
+        let key = match pages.csrf_key(state).await {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(error = %e, "pages: cannot read the secret key");
+                let text = pages.text(choice.lang, "err_unavailable").to_string();
+                return Err((StatusCode::SERVICE_UNAVAILABLE, text).into_response());
+            }
+        };
+        let csrf_token = key.token(&id);
+        Ok(Page {
+            state: state.clone(),
+            lang: choice.lang,
+            remember_lang: choice.remember,
+            browser_id,
+            issued_browser_id,
+            csrf_token,
+            // Browsers say so on every request; a form posted from another site is refused outright.
+            cross_site: header_str(headers, "sec-fetch-site") == Some("cross-site"),
+            session: cookies::get(headers, cookies::SESSION).map(str::to_string),
+            lang_href: lang_href(parts.uri.path(), query, other(choice.lang)),
+            peer: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+            forwarded_for: headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect(),
+            pages,
+        })
+    }
+}
+
+fn header_str<K: header::AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn other(lang: Lang) -> Lang {
+    match lang {
+        Lang::ZhCn => Lang::En,
+        Lang::En => Lang::ZhCn,
+    }
+}
+
+/// The same page in the other language: the query kept, `lang` replaced.
+fn lang_href(path: &str, query: Option<&str>, lang: Lang) -> String {
+    let mut parts: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("lang="))
+        .collect();
+    let lang = format!("lang={lang}");
+    parts.push(&lang);
+    format!("{path}?{}", parts.join("&"))
+}
+
+impl Page {
+    pub fn t(&self, key: &str) -> String {
+        self.pages.text(self.lang, key).to_string()
+    }
+
+    /// The form's token matches this browser's cookie, and the post did not
+    /// come from another site.
+    pub fn csrf_ok(&self, submitted: &str) -> bool {
+        let key = self
+            .pages
+            .csrf
+            .get()
+            .expect("derived when the Page was built");
+        !self.cross_site && key.verify(self.browser_id.as_deref(), submitted)
+    }
+
+    /// The per-IP limit key of the client, as the API computes it.
+    pub fn ip_key(&self) -> String {
+        let Some(peer) = self.peer else {
+            return "unknown".into();
+        };
+        let forwarded: Vec<&str> = self.forwarded_for.iter().map(String::as_str).collect();
+        let ip = limits::client_ip(
+            peer.ip(),
+            &forwarded,
+            &self.state.settings.limits.trusted_proxies,
+        );
+        limits::ip_key(ip)
+    }
+
+    fn secure(&self) -> bool {
+        self.state.settings.public_url.starts_with("https://")
+    }
+
+    /// Renders `template` with the parts every page shares, and sets the
+    /// language and CSRF cookies when this request chose or needed them.
+    pub fn render(
+        &self,
+        template: &str,
+        title: &str,
+        extra: Value,
+        status: StatusCode,
+    ) -> Response {
+        let lang = self.lang.as_str();
+        let t = self.pages.strings.get(lang).map(Value::from_serialize);
+        let ctx = context! {
+            lang,
+            other_lang => other(self.lang).as_str(),
+            lang_href => self.lang_href,
+            t,
+            title,
+            csrf => self.csrf_token,
+            dev_mailbox => self.state.settings.dev_mailbox(),
+            version => env!("CARGO_PKG_VERSION"),
+            ..extra
+        };
+        let body = match self
+            .pages
+            .env
+            .get_template(template)
+            .and_then(|tpl| tpl.render(ctx))
+        {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(error = %e, template, "page template failed");
+                return (StatusCode::INTERNAL_SERVER_ERROR, self.t("err_internal")).into_response();
+            }
+        };
+        let mut response = (status, Html(body)).into_response();
+        self.add_cookies(&mut response);
+        response
+    }
+
+    fn add_cookies(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        if self.remember_lang {
+            let v = cookies::set(
+                lang::COOKIE,
+                self.lang.as_str(),
+                Some(LANG_COOKIE_SECS),
+                self.secure(),
+            );
+            headers.append(header::SET_COOKIE, v);
+        }
+        if let Some(id) = &self.issued_browser_id {
+            headers.append(
+                header::SET_COOKIE,
+                cookies::set(csrf::COOKIE, id, None, self.secure()),
+            );
+        }
+    }
+
+    /// 303 to `to` (a GET after the POST), keeping this request's cookies.
+    pub fn redirect(&self, to: &str) -> Response {
+        let mut response = Redirect::to(to).into_response();
+        self.add_cookies(&mut response);
+        response
+    }
+
+    /// The browser is signed in with the same token the API issues.
+    pub fn signed_in(&self, session: &Session) -> Response {
+        let mut response = self.redirect("/account");
+        let ttl = self.state.settings.session_ttl_secs;
+        let cookie = cookies::set(cookies::SESSION, &session.token, Some(ttl), self.secure());
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+        response
+    }
+
+    pub fn signed_out(&self, to: &str) -> Response {
+        let mut response = self.redirect(to);
+        let cookie = cookies::clear(cookies::SESSION, self.secure());
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_languages_have_the_same_strings() {
+        let pages = Pages::new();
+        let keys = |lang: &str| pages.strings[lang].keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys("en"), keys("zh-CN"));
+        assert!(keys("en").len() > 30);
+    }
+
+    #[test]
+    fn lang_href_replaces_only_lang() {
+        assert_eq!(
+            lang_href("/login", Some("mode=code&lang=zh-CN"), Lang::En),
+            "/login?mode=code&lang=en"
+        );
+        assert_eq!(
+            lang_href("/register", None, Lang::ZhCn),
+            "/register?lang=zh-CN"
+        );
+    }
+}
