@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqlitePool};
 
 use super::queries::shared_queries;
 use super::*;
@@ -24,6 +24,17 @@ pub async fn connect(url: &str, options: &PoolSettings) -> Result<SqlitePool> {
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.timeout)
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                // A failed COMMIT (disk full) is rolled back by SQLite itself, so
+                // the ROLLBACK sqlx queues for the dropped transaction fails and
+                // sqlx goes on believing one is open: every later BEGIN on this
+                // connection would be refused (500s until a restart). Flush the
+                // queued rollback, and drop a connection that is still in one.
+                conn.ping().await?;
+                Ok(!conn.is_in_transaction())
+            })
+        })
         .connect_with(connect)
         .await?;
     Ok(pool)

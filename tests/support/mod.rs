@@ -1,5 +1,6 @@
 #![allow(dead_code)]
 pub mod app;
+pub mod fastdb;
 pub mod nginx;
 pub mod pg;
 pub mod smtp;

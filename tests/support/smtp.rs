@@ -78,6 +78,10 @@ pub struct SmtpOptions {
     pub use_other_cert: bool,
     /// Answer 550 to recipients containing this text.
     pub reject_rcpt: Option<String>,
+    /// Scripted faults, `SUBSTRING:STAGE:TIMES:REPLY` (see smtp_server.py).
+    pub faults: Vec<String>,
+    /// Close connections idle this many seconds.
+    pub idle_timeout: Option<f64>,
     /// Answer 553 to a `MAIL FROM` containing this text.
     pub reject_sender: Option<String>,
 }
@@ -91,6 +95,8 @@ impl SmtpOptions {
             tempfail: 0,
             use_other_cert: false,
             reject_rcpt: None,
+            faults: Vec::new(),
+            idle_timeout: None,
             reject_sender: None,
         }
     }
@@ -177,6 +183,12 @@ impl SmtpServer {
         if let Some(reject) = &options.reject_rcpt {
             cmd.arg("--reject-rcpt").arg(reject);
         }
+        for fault in &options.faults {
+            cmd.arg("--fault").arg(fault);
+        }
+        if let Some(secs) = options.idle_timeout {
+            cmd.arg("--idle-timeout").arg(secs.to_string());
+        }
         if let Some(reject) = &options.reject_sender {
             cmd.arg("--reject-sender").arg(reject);
         }
@@ -237,6 +249,14 @@ impl SmtpServer {
         self.read_lines("spool.jsonl.rcpt")
             .into_iter()
             .filter_map(|v| v["rcpt"].as_str().map(String::from))
+            .collect()
+    }
+
+    /// Connection events the server logged (`idle-close`).
+    pub fn events(&self) -> Vec<String> {
+        self.read_lines("spool.jsonl.events")
+            .into_iter()
+            .filter_map(|v| v["event"].as_str().map(String::from))
             .collect()
     }
 

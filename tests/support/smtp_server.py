@@ -10,6 +10,7 @@
                          [--mode plain|starttls|tls|silent]
                          [--cert C --key K] [--auth USER:PASS] [--auth-fail]
                          [--tempfail N] [--reject-rcpt SUBSTRING]
+                         [--fault SUBSTRING:STAGE:TIMES:REPLY]... [--idle-timeout SECS]
                          [--reject-sender SUBSTRING]
         Listens on 127.0.0.1 (port P, or a free one), writes the port to F
         once it listens, and appends every accepted message to S as one JSON
@@ -20,6 +21,13 @@ Modes: plain (no TLS), starttls (STARTTLS offered and required before
 MAIL/AUTH), tls (implicit TLS from the first byte), silent (accepts TCP and
 never greets). --auth-fail answers 535 to every login; --tempfail N answers
 451 to the first N messages at the end of DATA, then accepts.
+
+--fault scripts a failure for recipients containing SUBSTRING, TIMES times
+(0: always): STAGE rcpt or data answers REPLY to RCPT TO or to the end of
+DATA; drop-data keeps the message but drops the connection after the final
+dot, before any reply; drop-mid drops it after the first line of DATA.
+--idle-timeout closes connections idle that long (as busy relays do) and
+logs each such close to S.events.
 --reject-sender answers 553 to a MAIL FROM containing the text, as QQ Mail does
 when the sender is not the logged-in mailbox.
 """
@@ -75,6 +83,18 @@ class Handler:
         self.tempfail = args.tempfail
         self.reject_rcpt = args.reject_rcpt
         self.reject_sender = args.reject_sender
+        self.faults = []
+        for spec in args.fault or []:
+            pattern, stage, times, reply = spec.split(":", 3)
+            self.faults.append({"pattern": pattern, "stage": stage, "left": int(times) or -1, "reply": reply})
+
+    def take_fault(self, stage, rcpts):
+        """The fault scripted for this stage and these recipients, used up once."""
+        for f in self.faults:
+            if f["stage"] == stage and f["left"] != 0 and any(f["pattern"] in r for r in rcpts):
+                f["left"] -= 1 if f["left"] > 0 else 0
+                return f
+        return None
 
     def _append(self, path, record):
         with open(path, "a", encoding="utf-8") as f:
@@ -90,12 +110,19 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self._append(self.spool + ".rcpt", {"rcpt": address})
+        fault = self.take_fault("rcpt", [address])
+        if fault:
+            return fault["reply"]
         if self.reject_rcpt and self.reject_rcpt in address:
             return "550 5.1.1 Mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        fault = self.take_fault("data", envelope.rcpt_tos)
+        if fault:
+            return fault["reply"]
+        dropped = self.take_fault("drop-data", envelope.rcpt_tos)
         if self.tempfail > 0:
             self.tempfail -= 1
             return "451 4.3.0 Temporary failure, try again later"
@@ -111,7 +138,26 @@ class Handler:
         }
         record.update(parse_message(raw))
         self._append(self.spool, record)
+        if dropped:
+            # The message is in; the client never hears so.
+            server.transport.abort()
+            await asyncio.get_running_loop().create_future()
         return "250 2.0.0 Message accepted for delivery"
+
+
+class FaultySMTP(SMTP):
+    async def smtp_DATA(self, arg):
+        handler = self.event_handler
+        if self.envelope is not None and handler.take_fault("drop-mid", self.envelope.rcpt_tos):
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            await self._reader.readuntil(b"\r\n")
+            self.transport.abort()
+            await asyncio.get_running_loop().create_future()
+        return await super().smtp_DATA(arg)
+
+    def _timeout_cb(self):
+        self.event_handler._append(self.event_handler.spool + ".events", {"event": "idle-close"})
+        super()._timeout_cb()
 
 
 def make_authenticator(args):
@@ -137,7 +183,7 @@ async def serve(args):
     wants_auth = args.auth is not None or args.auth_fail
 
     def factory():
-        return SMTP(
+        return FaultySMTP(
             handler,
             hostname="test.smtp.local",
             tls_context=context if args.mode == "starttls" else None,
@@ -146,6 +192,7 @@ async def serve(args):
             auth_require_tls=args.mode == "starttls",
             authenticator=make_authenticator(args) if wants_auth else None,
             loop=loop,
+            timeout=args.idle_timeout,
         )
 
     if args.mode == "silent":
@@ -183,6 +230,8 @@ def main():
     s.add_argument("--auth-fail", action="store_true")
     s.add_argument("--tempfail", type=int, default=0)
     s.add_argument("--reject-rcpt")
+    s.add_argument("--fault", action="append")
+    s.add_argument("--idle-timeout", type=float, default=300)
     s.add_argument("--reject-sender")
     args = parser.parse_args()
     if args.command == "gen-certs":
