@@ -46,13 +46,17 @@ async fn begin_locked<'c>(pool: &'c PgPool, keys: &[&str]) -> Result<Tx<'c>> {
     Ok(tx)
 }
 
-/// `SKIP LOCKED`: instances claiming at once take disjoint messages.
+/// Expired leases first, then the oldest due messages, each half in index
+/// order up to the LIMIT. `SKIP LOCKED`: instances claiming at once take
+/// disjoint messages.
 const CLAIM_DUE: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
-     WHERE id IN (
-         SELECT id FROM outbox
-         WHERE (status = 'queued' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2)
-         ORDER BY next_attempt_at, id LIMIT $3
-         FOR UPDATE SKIP LOCKED)
+     WHERE id IN (SELECT id FROM (
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2
+                         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) AS expired
+         UNION ALL
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2
+                         ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS due
+     ) AS claimable LIMIT $3)
      RETURNING id, message_id, recipient, kind, lang, payload, attempts, expires_at, last_error";
 
 shared_queries!(sqlx::Postgres);

@@ -49,12 +49,17 @@ async fn begin_locked<'c>(pool: &'c SqlitePool, _keys: &[&str]) -> Result<Tx<'c>
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
-/// The claim runs inside SQLite's single writer, so no row can be taken twice.
+/// Expired leases first, then the oldest due messages; each half reads its
+/// own index in order and stops at the LIMIT, however long the queue. The
+/// claim runs inside SQLite's single writer, so no row can be taken twice.
 const CLAIM_DUE: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
-     WHERE id IN (
-         SELECT id FROM outbox
-         WHERE (status = 'queued' AND next_attempt_at <= $2) OR (status = 'sending' AND lease_until <= $2)
-         ORDER BY next_attempt_at, id LIMIT $3)
+     WHERE id IN (SELECT id FROM (
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2
+                         ORDER BY lease_until LIMIT $3)
+         UNION ALL
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2
+                         ORDER BY next_attempt_at, id LIMIT $3)
+     ) LIMIT $3)
      RETURNING id, message_id, recipient, kind, lang, payload, attempts, expires_at, last_error";
 
 shared_queries!(sqlx::Sqlite);
