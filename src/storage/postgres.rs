@@ -49,7 +49,8 @@ async fn begin_locked<'c>(pool: &'c PgPool, keys: &[&str]) -> Result<Tx<'c>> {
 /// Expired leases first, then the oldest due messages, each half in index
 /// order up to the LIMIT. `SKIP LOCKED`: instances claiming at once take
 /// disjoint messages.
-const CLAIM_DUE: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
+const CLAIM_DUE: &str =
+    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
      WHERE id IN (SELECT id FROM (
          SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2
                          ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) AS expired

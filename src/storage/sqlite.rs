@@ -52,7 +52,8 @@ async fn begin_locked<'c>(pool: &'c SqlitePool, _keys: &[&str]) -> Result<Tx<'c>
 /// Expired leases first, then the oldest due messages; each half reads its
 /// own index in order and stops at the LIMIT, however long the queue. The
 /// claim runs inside SQLite's single writer, so no row can be taken twice.
-const CLAIM_DUE: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
+const CLAIM_DUE: &str =
+    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
      WHERE id IN (SELECT id FROM (
          SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2
                          ORDER BY lease_until LIMIT $3)
