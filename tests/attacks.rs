@@ -13,14 +13,6 @@ use support::fastdb::FastDb;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Registers `email` through the dev mailbox.
-async fn register(app: &TestApp, email: &str) {
-    assert_eq!(app.send_code(email, "register").await.status, 202);
-    let code = app.dev_code(email, WAIT).await;
-    let r = app.register(email, "the right password", &code).await;
-    assert_eq!(r.status, 201, "{}", r.raw);
-}
-
 /// Polls until the dev mailbox holds `n` mails to `to`; returns the newest code.
 async fn nth_dev_code(app: &TestApp, db: &FastDb, to: &str, n: i64) -> String {
     let deadline = Instant::now() + WAIT;
@@ -161,7 +153,8 @@ fn print_day(label: &str, day: &Day) {
 async fn brute_force_for_a_simulated_day_with_the_defaults() {
     let app = TestApp::start(vec![]).await;
     let victim = "victim@example.com";
-    register(&app, victim).await;
+    app.register_via_dev_mailbox(victim, "the right password")
+        .await;
     let day = attack_for_a_day(&app, victim).await;
     print_day("defaults", &day);
     assert_eq!(
@@ -185,7 +178,8 @@ async fn brute_force_for_a_simulated_day_with_the_defaults() {
 async fn brute_force_without_the_failure_lock_is_held_to_600_guesses_a_day() {
     let app = TestApp::start(TestApp::with(&[("CODE_MAX_FAILURES", "0")])).await;
     let victim = "victim@example.com";
-    register(&app, victim).await;
+    app.register_via_dev_mailbox(victim, "the right password")
+        .await;
     let day = attack_for_a_day(&app, victim).await;
     print_day("CODE_MAX_FAILURES=0", &day);
     assert!(day.evaluated() <= 600, "{} evaluated", day.evaluated());

@@ -82,6 +82,24 @@ async fn pg_only_a_restart_under_load_is_503_then_whole() {
     wait_for("load flows", Box::new(|t| t.accepted.len() >= 50)).await;
     pg.stop();
     wait_for("503 while down", Box::new(|t| t.unavailable >= 5)).await;
+    let asked = Instant::now();
+    let r = app.send_code("probe@example.com", "register").await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (503, "unavailable"),
+        "{}",
+        r.raw
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "an answer, not a hang"
+    );
+    assert_eq!(app.get("/readyz").await.status, 503);
+    assert_eq!(
+        app.get("/healthz").await.status,
+        200,
+        "the process itself is fine"
+    );
     let before = tally.lock().unwrap().accepted.len();
     pg.start_again();
     wait_for(
@@ -89,6 +107,7 @@ async fn pg_only_a_restart_under_load_is_503_then_whole() {
         Box::new(move |t| t.accepted.len() >= before + 50),
     )
     .await;
+    assert_eq!(app.get("/readyz").await.status, 200);
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();

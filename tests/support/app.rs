@@ -356,6 +356,14 @@ impl TestApp {
         .await
     }
 
+    /// Registers `email` with `password`, reading the code from the dev mailbox.
+    pub async fn register_via_dev_mailbox(&self, email: &str, password: &str) {
+        assert_eq!(self.send_code(email, "register").await.status, 202);
+        let code = self.dev_code(email, Duration::from_secs(10)).await;
+        let r = self.register(email, password, &code).await;
+        assert_eq!(r.status, 201, "{}", r.raw);
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> Reply {
         self.post(
             "/api/auth/login",
