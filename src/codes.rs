@@ -8,8 +8,8 @@ use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::mail;
 use crate::storage::{
-    CodeCheck, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind, NewMessage, SendLimits,
-    Storage,
+    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind, NewMessage,
+    SendLimits, Storage,
 };
 
 /// How long `CODE_MAX_FAILURES` locks an address's code flows.
@@ -75,12 +75,12 @@ impl Codes {
         let outcome = self
             .storage
             .request_code(CodeRequest {
-                email,
+                email: email.clone(),
                 purpose,
-                ip_key,
+                ip_key: ip_key.to_string(),
                 now,
                 limits: self.limits,
-                code_hash: &code_hash,
+                code_hash,
                 code_expires_at: expires_at,
                 mail,
             })
@@ -115,11 +115,17 @@ impl Codes {
             max_failures: self.policy.max_failures,
             lock_secs: LOCK_SECS,
         };
-        let keys = &self.keys;
+        let guess = CodeGuess {
+            email: email.clone(),
+            purpose,
+            now: clock::now(),
+            limits,
+        };
+        let (keys, email) = (self.keys.clone(), email.clone());
         let check = self
             .storage
-            .check_code(email, purpose, clock::now(), limits, |stored| {
-                keys.code_matches(email, purpose, &code, stored)
+            .check_code(guess, move |stored| {
+                keys.code_matches(&email, purpose, &code, stored)
             })
             .await?;
         match check {

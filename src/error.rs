@@ -111,7 +111,7 @@ impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
         match e {
             crate::storage::StorageError::Unavailable(_) => Self::Unavailable,
-            crate::storage::StorageError::Other(e) => Self::Internal(e.into()),
+            crate::storage::StorageError::Other(e) => Self::Internal(anyhow::Error::from_boxed(e)),
         }
     }
 }

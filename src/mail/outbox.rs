@@ -15,7 +15,7 @@ use super::templates::{MailContext, RenderedMail, Templates};
 use super::transport::{Delivery, SmtpSender};
 use crate::clock;
 use crate::domain::{EmailAddress, Lang};
-use crate::storage::{DevMail, MailKind, OutboxMessage, Storage};
+use crate::storage::{DevMail, MailKind, OutboxMessage, Outcome, Storage};
 
 /// Where mail goes.
 pub enum Sink {
@@ -179,22 +179,26 @@ impl Worker {
 
     async fn finish(&self, msg: &OutboxMessage, outcome: Delivery, now: i64) {
         let mut ended = true;
-        let result = match outcome {
-            Delivery::Sent(reply) => self.storage.mark_sent(msg.id, &reply, now).await,
-            Delivery::Permanent(error) => self.storage.mark_failed(msg.id, &error, now).await,
+        let outcome = match outcome {
+            Delivery::Sent(reply) => Outcome::Sent { reply },
+            Delivery::Permanent(error) => Outcome::Failed { error },
             Delivery::Transient(error) => {
                 let jitter = rand::thread_rng().gen_range(0.8..=1.2);
-                let next = now + self.retry.delay(msg.attempts, jitter);
-                if next >= msg.expires_at {
+                let next_attempt_at = now + self.retry.delay(msg.attempts, jitter);
+                if next_attempt_at >= msg.expires_at {
                     // A code mail stops when its code expires; other mail after a day.
                     let error = format!("{error} (no further tries: the message expires first)");
-                    self.storage.mark_failed(msg.id, &error, now).await
+                    Outcome::Failed { error }
                 } else {
                     ended = false;
-                    self.storage.mark_retry(msg.id, &error, next).await
+                    Outcome::Retry {
+                        error,
+                        next_attempt_at,
+                    }
                 }
             }
         };
+        let result = self.storage.record_outcome(msg.id, outcome, now).await;
         match result {
             // The lease runs out and the message is tried again: at worst a duplicate.
             Err(e) => {

@@ -2,35 +2,54 @@
 //! sees; each backend module holds that backend's queries. Every operation that
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
+mod exec;
 mod postgres;
 mod queries;
 mod sqlite;
+mod writer;
+mod writes;
 
 use std::time::Duration;
 
 use crate::domain::{EmailAddress, Lang, Purpose};
 
+pub use writes::Outcome;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The database cannot be reached or is too busy: the API answers 503.
     #[error("database unavailable: {0}")]
-    Unavailable(sqlx::Error),
+    Unavailable(BoxError),
     #[error("database error: {0}")]
-    Other(sqlx::Error),
+    Other(BoxError),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl StorageError {
+    /// The same failure again, for each request of a batch that failed as one.
+    fn shared(&self) -> Self {
+        match self {
+            Self::Unavailable(e) => Self::Unavailable(e.to_string().into()),
+            Self::Other(e) => Self::Other(e.to_string().into()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
         match &e {
-            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed => Self::Unavailable(e),
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed => {
+                Self::Unavailable(Box::new(e))
+            }
             E::Database(d)
                 if d.code()
                     .is_some_and(|c| is_transient_code(&c) || is_pg_unavailable(&c)) =>
             {
-                Self::Unavailable(e)
+                Self::Unavailable(Box::new(e))
             }
-            _ => Self::Other(e),
+            _ => Self::Other(Box::new(e)),
         }
     }
 }
@@ -67,7 +86,7 @@ where
 {
     migrator.run(pool).await.map_err(|e| match e {
         sqlx::migrate::MigrateError::Execute(e) => StorageError::from(e),
-        other => StorageError::Other(sqlx::Error::Migrate(Box::new(other))),
+        other => StorageError::Other(Box::new(other)),
     })
 }
 
@@ -173,15 +192,23 @@ pub struct SendLimits {
 }
 
 /// One send-code request, decided and recorded in one transaction.
-pub struct CodeRequest<'a> {
-    pub email: &'a EmailAddress,
+pub struct CodeRequest {
+    pub email: EmailAddress,
     pub purpose: Purpose,
-    pub ip_key: &'a str,
+    pub ip_key: String,
     pub now: i64,
     pub limits: SendLimits,
-    pub code_hash: &'a [u8],
+    pub code_hash: [u8; 32],
     pub code_expires_at: i64,
     pub mail: NewMessage,
+}
+
+/// One submitted code, to be counted and compared in one transaction.
+pub struct CodeGuess {
+    pub email: EmailAddress,
+    pub purpose: Purpose,
+    pub now: i64,
+    pub limits: GuessLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,16 +253,40 @@ pub struct Storage {
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite(sqlx::SqlitePool),
+    /// Reads go to the pool; every write goes through the one writer thread.
+    Sqlite {
+        pool: sqlx::SqlitePool,
+        writer: writer::Writer,
+    },
     Postgres(sqlx::PgPool),
 }
 
-/// Dispatches a call to the backend module that owns the query.
+/// Dispatches a read to the backend module that owns the query.
 macro_rules! dispatch {
     ($self:ident, $fn:ident ( $($arg:expr),* )) => {
         match &$self.backend {
-            Backend::Sqlite(pool) => sqlite::$fn(pool, $($arg),*).await,
+            Backend::Sqlite { pool, .. } => sqlite::$fn(pool, $($arg),*).await,
             Backend::Postgres(pool) => postgres::$fn(pool, $($arg),*).await,
+        }
+    };
+}
+
+/// Runs a flow of `writes` in one transaction: on SQLite in the writer's next
+/// batch (the flow owns what it uses, since it runs on the writer's thread),
+/// on PostgreSQL behind advisory locks on `keys`.
+macro_rules! write_tx {
+    ($self:ident, keys [$($key:expr),*], |$db:ident| $flow:expr) => {
+        match &$self.backend {
+            Backend::Sqlite { writer, .. } => {
+                writer.run(move |$db| exec::run_now($flow)).await
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = postgres::begin_locked(pool, &[$($key),*]).await?;
+                let $db = &mut tx;
+                let out = $flow.await?;
+                tx.commit().await?;
+                Ok(out)
+            }
         }
     };
 }
@@ -246,7 +297,8 @@ impl Storage {
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres(postgres::connect(url, pool).await?)
         } else {
-            Backend::Sqlite(sqlite::connect(url, pool).await?)
+            let (pool, writer) = sqlite::connect(url, pool).await?;
+            Backend::Sqlite { pool, writer }
         };
         Ok(Self { backend })
     }
@@ -269,25 +321,25 @@ impl Storage {
         dispatch!(self, secret_key(candidate))
     }
 
-    pub async fn request_code(&self, req: CodeRequest<'_>) -> Result<CodeRequestOutcome> {
-        dispatch!(self, request_code(req))
+    pub async fn request_code(&self, req: CodeRequest) -> Result<CodeRequestOutcome> {
+        write_tx!(self, keys [req.email.as_str(), req.ip_key.as_str()], |db| writes::request_code(db, &req))
     }
 
     /// Counts the guess, then asks `matches` about the stored hash; a match
     /// consumes the code. All in one transaction, so one right code wins once.
     pub async fn check_code(
         &self,
-        email: &EmailAddress,
-        purpose: Purpose,
-        now: i64,
-        limits: GuessLimits,
-        matches: impl FnOnce(&[u8]) -> bool + Send,
+        guess: CodeGuess,
+        matches: impl FnOnce(&[u8]) -> bool + Send + 'static,
     ) -> Result<CodeCheck> {
-        dispatch!(self, check_code(email, purpose, now, limits, matches))
+        write_tx!(self, keys[guess.email.as_str()], |db| writes::check_code(
+            db, &guess, matches
+        ))
     }
 
     pub async fn clear_failures(&self, email: &EmailAddress) -> Result<()> {
-        dispatch!(self, clear_failures(email))
+        let email = email.clone();
+        write_tx!(self, keys [], |db| writes::clear_failures(db, email.as_str()))
     }
 
     /// `None` when the address is taken.
@@ -297,7 +349,8 @@ impl Storage {
         password_hash: &str,
         now: i64,
     ) -> Result<Option<User>> {
-        dispatch!(self, create_user(email, password_hash, now))
+        let (email, hash) = (email.clone(), password_hash.to_string());
+        write_tx!(self, keys [], |db| writes::create_user(db, email.as_str(), &hash, now))
     }
 
     pub async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>> {
@@ -312,7 +365,8 @@ impl Storage {
         notice: NewMessage,
         now: i64,
     ) -> Result<()> {
-        dispatch!(self, reset_password(user_id, password_hash, notice, now))
+        let hash = password_hash.to_string();
+        write_tx!(self, keys [], |db| writes::reset_password(db, user_id, &hash, &notice, now))
     }
 
     pub async fn create_session(
@@ -322,7 +376,8 @@ impl Storage {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        dispatch!(self, create_session(token_hash, user_id, now, expires_at))
+        let token_hash = token_hash.to_vec();
+        write_tx!(self, keys [], |db| writes::create_session(db, &token_hash, user_id, now, expires_at))
     }
 
     pub async fn session_user(&self, token_hash: &[u8], now: i64) -> Result<Option<User>> {
@@ -330,11 +385,12 @@ impl Storage {
     }
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<bool> {
-        dispatch!(self, delete_session(token_hash))
+        let token_hash = token_hash.to_vec();
+        write_tx!(self, keys [], |db| writes::delete_session(db, &token_hash))
     }
 
     pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
-        dispatch!(self, enqueue(msg, now))
+        write_tx!(self, keys [], |db| writes::insert_message(db, &msg, now))
     }
 
     /// Claims up to `limit` due messages (queued and due, or sending with an
@@ -345,19 +401,16 @@ impl Storage {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<OutboxMessage>> {
-        dispatch!(self, claim_due_messages(now, lease_until, limit))
+        let claim = match self.backend {
+            Backend::Sqlite { .. } => sqlite::CLAIM_DUE,
+            Backend::Postgres(_) => postgres::CLAIM_DUE,
+        };
+        write_tx!(self, keys [], |db| writes::claim_due_messages(db, claim, now, lease_until, limit))
     }
 
-    pub async fn mark_sent(&self, id: i64, reply: &str, now: i64) -> Result<()> {
-        dispatch!(self, mark_sent(id, reply, now))
-    }
-
-    pub async fn mark_retry(&self, id: i64, error: &str, next_attempt_at: i64) -> Result<()> {
-        dispatch!(self, mark_retry(id, error, next_attempt_at))
-    }
-
-    pub async fn mark_failed(&self, id: i64, error: &str, now: i64) -> Result<()> {
-        dispatch!(self, mark_failed(id, error, now))
+    /// Records how a delivery try ended.
+    pub async fn record_outcome(&self, id: i64, outcome: Outcome, now: i64) -> Result<()> {
+        write_tx!(self, keys [], |db| writes::record_outcome(db, id, &outcome, now))
     }
 
     /// When the next queued message falls due (or a lease runs out).
@@ -374,7 +427,7 @@ impl Storage {
     }
 
     pub async fn deliver_to_dev_mailbox(&self, id: i64, mail: DevMail) -> Result<()> {
-        dispatch!(self, deliver_to_dev_mailbox(id, mail))
+        write_tx!(self, keys [], |db| writes::deliver_to_dev_mailbox(db, id, &mail))
     }
 
     pub async fn dev_mailbox(&self, limit: i64) -> Result<Vec<DevMail>> {
@@ -384,6 +437,6 @@ impl Storage {
     /// Deletes what no rule can need any more: old requests, dead codes and
     /// sessions, finished mail older than `retention_secs`.
     pub async fn prune(&self, now: i64, retention_secs: i64) -> Result<()> {
-        dispatch!(self, prune(now, retention_secs))
+        write_tx!(self, keys [], |db| writes::prune(db, now, retention_secs))
     }
 }

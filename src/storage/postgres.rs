@@ -16,7 +16,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub async fn connect(url: &str, options: &PoolSettings) -> Result<PgPool> {
     let timeout_ms = options.timeout.as_millis().to_string();
     let connect = PgConnectOptions::from_str(url)
-        .map_err(StorageError::Other)?
+        .map_err(|e| StorageError::Other(Box::new(e)))?
         // A statement that hangs (a lock held by a dead peer, a sick server)
         // ends as an error the API turns into 503, never a hung request.
         .options([("statement_timeout", timeout_ms.as_str())]);
@@ -31,7 +31,9 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     run_migrations(&MIGRATOR, pool).await
 }
 
-async fn begin_locked<'c>(pool: &'c PgPool, keys: &[&str]) -> Result<Tx<'c>> {
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
+
+pub(super) async fn begin_locked<'c>(pool: &'c PgPool, keys: &[&str]) -> Result<Tx<'c>> {
     let mut tx = pool.begin().await?;
     // Always in the same order, so two transactions cannot wait on each other.
     let mut keys = keys.to_vec();
@@ -49,7 +51,7 @@ async fn begin_locked<'c>(pool: &'c PgPool, keys: &[&str]) -> Result<Tx<'c>> {
 /// Expired leases first, then the oldest due messages, each half in index
 /// order up to the LIMIT. `SKIP LOCKED`: instances claiming at once take
 /// disjoint messages.
-const CLAIM_DUE: &str =
+pub(super) const CLAIM_DUE: &str =
     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
      WHERE id IN (SELECT id FROM (
          SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2

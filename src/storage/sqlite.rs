@@ -1,19 +1,23 @@
-//! SQLite backend. Writers that read-then-write take the write lock up front
-//! (`BEGIN IMMEDIATE`), so each such transaction sees and changes a stable state.
+//! SQLite backend: reads on an sqlx pool, every write through the single
+//! writer thread (`writer.rs`), whose batches take the write lock up front
+//! (`BEGIN IMMEDIATE`), so each write sees and changes a stable state.
 
+use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqlitePool};
 
 use super::queries::shared_queries;
+use super::writer::Writer;
 use super::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-pub async fn connect(url: &str, options: &PoolSettings) -> Result<SqlitePool> {
+/// The pool (for reads and migrations) and the writer, both on the same file.
+pub async fn connect(url: &str, options: &PoolSettings) -> Result<(SqlitePool, Writer)> {
     let connect = SqliteConnectOptions::from_str(url)
-        .map_err(StorageError::Other)?
+        .map_err(|e| StorageError::Other(Box::new(e)))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // NORMAL in WAL mode keeps every commit across a process crash (kill -9);
@@ -37,22 +41,27 @@ pub async fn connect(url: &str, options: &PoolSettings) -> Result<SqlitePool> {
         })
         .connect_with(connect)
         .await?;
-    Ok(pool)
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&pool)
+            .await?;
+    if file.is_empty() {
+        return Err(StorageError::Other(
+            "DATABASE_URL: an in-memory SQLite database is not supported; name a file".into(),
+        ));
+    }
+    let writer = Writer::start(Path::new(&file), options.timeout)?;
+    Ok((pool, writer))
 }
 
 pub async fn migrate(pool: &SqlitePool) -> Result<()> {
     run_migrations(&MIGRATOR, pool).await
 }
 
-/// One writer at a time: the keys do not matter, SQLite locks the database.
-async fn begin_locked<'c>(pool: &'c SqlitePool, _keys: &[&str]) -> Result<Tx<'c>> {
-    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
-}
-
 /// Expired leases first, then the oldest due messages; each half reads its
 /// own index in order and stops at the LIMIT, however long the queue. The
 /// claim runs inside SQLite's single writer, so no row can be taken twice.
-const CLAIM_DUE: &str =
+pub(super) const CLAIM_DUE: &str =
     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
      WHERE id IN (SELECT id FROM (
          SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2

@@ -1,0 +1,340 @@
+//! Every write authmail makes, written once over [`Exec`]. Each flow runs
+//! inside one transaction the backend opened for it: on PostgreSQL behind
+//! advisory locks on the keys it decides, on SQLite inside the writer
+//! thread's batch (one writer at a time, so the reads here see a stable state).
+
+use super::exec::{args, Exec};
+use super::*;
+
+const LOCKED_UNTIL: &str =
+    "SELECT locked_until FROM failures WHERE email = $1 AND locked_until > $2";
+const LAST_REQUEST: &str = "SELECT MAX(at) FROM code_requests WHERE email = $1 AND purpose = $2";
+/// The `limit`-th newest request in the window, if there are that many.
+const WINDOW_EMAIL: &str =
+    "SELECT at FROM code_requests WHERE email = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+const WINDOW_IP: &str =
+    "SELECT at FROM code_requests WHERE ip = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+
+async fn lock_retry_after(db: &mut impl Exec, email: &str, now: i64) -> Result<Option<i64>> {
+    let until = db.int(LOCKED_UNTIL, args![email, now]).await?;
+    Ok(until.map(|u| u - now))
+}
+
+/// Seconds until the `limit`-th newest request in the window leaves it, if
+/// the window is full.
+async fn window_full(
+    db: &mut impl Exec,
+    sql: &'static str,
+    key: &str,
+    limit: i64,
+    now: i64,
+) -> Result<Option<i64>> {
+    if limit <= 0 {
+        return Ok(None);
+    }
+    let at = db.int(sql, args![key, now - 3600, limit - 1]).await?;
+    Ok(at.map(|at| at + 3600 - now))
+}
+
+pub(super) async fn request_code(
+    db: &mut impl Exec,
+    req: &CodeRequest,
+) -> Result<CodeRequestOutcome> {
+    let email = req.email.as_str();
+    let purpose = req.purpose.as_str();
+    if let Some(retry_after) = lock_retry_after(db, email, req.now).await? {
+        return Ok(CodeRequestOutcome::Locked { retry_after });
+    }
+    let mut waits = Vec::new();
+    if req.limits.cooldown_secs > 0 {
+        let last = db.int(LAST_REQUEST, args![email, purpose]).await?;
+        waits.extend(
+            last.map(|at| at + req.limits.cooldown_secs - req.now)
+                .filter(|w| *w > 0),
+        );
+    }
+    let (per_email, per_ip) = (req.limits.per_email_per_hour, req.limits.per_ip_per_hour);
+    waits.extend(window_full(db, WINDOW_EMAIL, email, per_email, req.now).await?);
+    waits.extend(window_full(db, WINDOW_IP, &req.ip_key, per_ip, req.now).await?);
+    if let Some(retry_after) = waits.into_iter().max() {
+        return Ok(CodeRequestOutcome::RateLimited { retry_after });
+    }
+    db.execute(
+        "INSERT INTO code_requests (email, purpose, ip, at) VALUES ($1, $2, $3, $4)",
+        args![email, purpose, &req.ip_key, req.now],
+    )
+    .await?;
+    let has_account = db
+        .int("SELECT 1 FROM users WHERE email = $1", args![email])
+        .await?
+        .is_some();
+    let mailed = has_account == req.purpose.needs_account();
+    if mailed {
+        db.execute(
+            "INSERT INTO codes (email, purpose, code_hash, expires_at, attempts, used) VALUES ($1, $2, $3, $4, 0, 0)
+             ON CONFLICT (email, purpose) DO UPDATE SET code_hash = excluded.code_hash,
+                 expires_at = excluded.expires_at, attempts = 0, used = 0",
+            args![email, purpose, &req.code_hash[..], req.code_expires_at],
+        )
+        .await?;
+        insert_message(db, &req.mail, req.now).await?;
+    }
+    Ok(CodeRequestOutcome::Accepted { mailed })
+}
+
+pub(super) async fn check_code(
+    db: &mut impl Exec,
+    guess: &CodeGuess,
+    matches: impl FnOnce(&[u8]) -> bool,
+) -> Result<CodeCheck> {
+    let (email, purpose, now) = (guess.email.as_str(), guess.purpose.as_str(), guess.now);
+    if let Some(retry_after) = lock_retry_after(db, email, now).await? {
+        return Ok(CodeCheck::Locked { retry_after });
+    }
+    // The guess is counted before it is compared, so no number of parallel
+    // guesses can get more than `max_attempts` comparisons.
+    let counted = db
+        .blob(
+            "UPDATE codes SET attempts = attempts + 1
+             WHERE email = $1 AND purpose = $2 AND used = 0 AND expires_at > $3 AND attempts < $4
+             RETURNING code_hash",
+            args![email, purpose, now, guess.limits.max_attempts],
+        )
+        .await?;
+    let Some(stored) = counted else {
+        let live = db
+            .int(
+                "SELECT 1 FROM codes WHERE email = $1 AND purpose = $2 AND used = 0 AND expires_at > $3",
+                args![email, purpose, now],
+            )
+            .await?;
+        return Ok(if live.is_some() {
+            CodeCheck::Exhausted
+        } else {
+            CodeCheck::Invalid
+        });
+    };
+    if !matches(&stored) {
+        record_failure(db, email, now, guess.limits).await?;
+        return Ok(CodeCheck::Invalid);
+    }
+    db.execute(
+        "UPDATE codes SET used = 1 WHERE email = $1 AND purpose = $2",
+        args![email, purpose],
+    )
+    .await?;
+    clear_failures(db, email).await?;
+    Ok(CodeCheck::Valid)
+}
+
+/// One more consecutive wrong guess; reaching `max_failures` locks the address.
+async fn record_failure(
+    db: &mut impl Exec,
+    email: &str,
+    now: i64,
+    limits: GuessLimits,
+) -> Result<()> {
+    // A lock that has run out starts a fresh count.
+    let previous = db
+        .int(
+            "SELECT CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 0 ELSE count END
+             FROM failures WHERE email = $2",
+            args![now, email],
+        )
+        .await?
+        .unwrap_or(0);
+    let count = previous + 1;
+    let locked_until =
+        (limits.max_failures > 0 && count >= limits.max_failures).then_some(now + limits.lock_secs);
+    db.execute(
+        "INSERT INTO failures (email, count, locked_until) VALUES ($1, $2, $3)
+         ON CONFLICT (email) DO UPDATE SET count = excluded.count, locked_until = excluded.locked_until",
+        args![email, count, locked_until],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn clear_failures(db: &mut impl Exec, email: &str) -> Result<()> {
+    db.execute("DELETE FROM failures WHERE email = $1", args![email])
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn create_user(
+    db: &mut impl Exec,
+    email: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<Option<User>> {
+    db.user(
+        "INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (email) DO NOTHING
+         RETURNING id, email, password_hash, created_at",
+        args![email, password_hash, now],
+    )
+    .await
+}
+
+pub(super) async fn reset_password(
+    db: &mut impl Exec,
+    user_id: i64,
+    password_hash: &str,
+    notice: &NewMessage,
+    now: i64,
+) -> Result<()> {
+    db.execute(
+        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        args![password_hash, user_id],
+    )
+    .await?;
+    db.execute("DELETE FROM sessions WHERE user_id = $1", args![user_id])
+        .await?;
+    insert_message(db, notice, now).await?;
+    Ok(())
+}
+
+pub(super) async fn create_session(
+    db: &mut impl Exec,
+    token_hash: &[u8],
+    user_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    db.execute(
+        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        args![token_hash, user_id, now, expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_session(db: &mut impl Exec, token_hash: &[u8]) -> Result<bool> {
+    let deleted = db
+        .execute(
+            "DELETE FROM sessions WHERE token_hash = $1",
+            args![token_hash],
+        )
+        .await?;
+    Ok(deleted > 0)
+}
+
+pub(super) async fn insert_message(db: &mut impl Exec, msg: &NewMessage, now: i64) -> Result<i64> {
+    let id = db
+        .int(
+            "INSERT INTO outbox (message_id, recipient, kind, lang, payload, next_attempt_at, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            args![
+                &msg.message_id,
+                msg.to.as_str(),
+                msg.kind.as_str(),
+                msg.lang.as_str(),
+                &msg.payload,
+                now,
+                msg.expires_at,
+                now
+            ],
+        )
+        .await?;
+    Ok(id.unwrap_or_default())
+}
+
+/// `claim_sql` is the backend's claim (how it keeps two claimers apart differs).
+pub(super) async fn claim_due_messages(
+    db: &mut impl Exec,
+    claim_sql: &'static str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<OutboxMessage>> {
+    db.messages(claim_sql, args![lease_until, now, limit]).await
+}
+
+/// The end of one delivery try.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent { reply: String },
+    Retry { error: String, next_attempt_at: i64 },
+    Failed { error: String },
+}
+
+pub(super) async fn record_outcome(
+    db: &mut impl Exec,
+    id: i64,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<()> {
+    match outcome {
+        Outcome::Sent { reply } => db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, last_reply = $2, payload = NULL, lease_until = NULL
+             WHERE id = $3",
+            args![now, reply, id],
+        )
+        .await?,
+        Outcome::Retry { error, next_attempt_at } => db.execute(
+            "UPDATE outbox SET status = 'queued', last_error = $1, next_attempt_at = $2, lease_until = NULL
+             WHERE id = $3 AND status = 'sending'",
+            args![error, *next_attempt_at, id],
+        )
+        .await?,
+        Outcome::Failed { error } => db.execute(
+            "UPDATE outbox SET status = 'failed', last_error = $1, failed_at = $2, payload = NULL, lease_until = NULL
+             WHERE id = $3 AND status <> 'sent'",
+            args![error, now, id],
+        )
+        .await?,
+    };
+    Ok(())
+}
+
+pub(super) async fn deliver_to_dev_mailbox(
+    db: &mut impl Exec,
+    id: i64,
+    mail: &DevMail,
+) -> Result<()> {
+    db.execute(
+        "INSERT INTO dev_mailbox (recipient, subject, text, created_at) VALUES ($1, $2, $3, $4)",
+        args![&mail.to, &mail.subject, &mail.text, mail.created_at],
+    )
+    .await?;
+    record_outcome(
+        db,
+        id,
+        &Outcome::Sent {
+            reply: "dev mailbox".into(),
+        },
+        mail.created_at,
+    )
+    .await
+}
+
+/// Deletes what no rule can need any more: old requests, dead codes and
+/// sessions, and finished mail older than `retention_secs`.
+pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> Result<()> {
+    // Requests only matter for the rolling hour and the cooldown (at most a day).
+    let deletes: [(&'static str, i64); 7] = [
+        ("DELETE FROM code_requests WHERE at < $1", now - 86_400),
+        ("DELETE FROM codes WHERE expires_at < $1", now - 3600),
+        ("DELETE FROM sessions WHERE expires_at < $1", now),
+        (
+            "DELETE FROM failures WHERE locked_until IS NOT NULL AND locked_until < $1",
+            now,
+        ),
+        (
+            "DELETE FROM outbox WHERE status = 'sent' AND sent_at < $1",
+            now - retention_secs,
+        ),
+        (
+            "DELETE FROM outbox WHERE status = 'failed' AND failed_at < $1",
+            now - retention_secs,
+        ),
+        (
+            "DELETE FROM dev_mailbox WHERE created_at < $1",
+            now - retention_secs,
+        ),
+    ];
+    for (sql, before) in deletes {
+        db.execute(sql, args![before]).await?;
+    }
+    Ok(())
+}
