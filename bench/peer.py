@@ -36,9 +36,9 @@ NODE = os.environ.get("NODE", "node")
 
 
 def npm_env():
-    """better-sqlite3 has no prebuilt binary here (no download host): node-gyp
-    builds it against the local Node headers instead of fetching them."""
-    env = dict(os.environ)
+    """As bench/run installs: better-sqlite3 cannot fetch a prebuilt binary here,
+    so node-gyp builds it, against the installed Node's headers."""
+    env = dict(os.environ, npm_config_build_from_source="true")
     if os.path.isdir("/usr/include/node"):
         env.setdefault("npm_config_nodedir", "/usr")
     return env
