@@ -284,9 +284,13 @@ def register_user(app, email, password):
 
 
 def main():
+    sys.modules.setdefault("bench", sys.modules[__name__])  # peer.py imports this module by name
+    import peer
+
     rows = {}
     start_ms, ceiling, send, send_p99, login_code, idle, loaded = [], [], [], [], [], [], []
     half_p99 = []
+    peer_send, peer_verify = [], []
     for run in range(RUNS):
         sink = Sink()
         app = Authmail(smtp_port=sink.port)
@@ -311,6 +315,9 @@ def main():
         login_code.append(rate)
         app.stop()
         sink.stop()
+        rate, verify = peer.peer_run(str(run))  # Better Auth, the same two rows, right after
+        peer_send.append(rate)
+        peer_verify.append(verify)
 
     # Password login: argon2id on blocking threads while /healthz is measured.
     dev = Authmail()
@@ -349,6 +356,9 @@ def main():
     row("send-code half", f"p99 {median(half_p99):.2f} ms at ~{s / 2:,.0f} req/s", "p99 <= 10 ms", median(half_p99) <= 10)
     lc = median(login_code)
     row("login-code", f"{lc:,.0f} req/s = {lc / c:.2f} x ceiling", ">= 0.15 x ceiling", lc / c >= 0.15)
+    ps, pv = median(peer_send), median(peer_verify)
+    row("peer send-code", f"authmail {s:,.0f} req/s = {s / ps:.1f} x Better Auth ({ps:,.0f} req/s)", ">= 10 x", s / ps >= 10)
+    row("peer verify", f"authmail {lc:,.0f} req/s = {lc / pv:.1f} x Better Auth ({pv:,.0f} req/s)", ">= 5 x", lc / pv >= 5)
     row("password login", f"{median(login_rate):,.1f} logins/s; /healthz p99 {median(healthz_p99):.2f} ms", "/healthz p99 <= 5 ms", median(healthz_p99) <= 5)
     d, src = median(deliveries), median(source)
     row("delivery", f"{d:,.0f} mails/s = {d / src:.2f} x smtp-source ({src:,.0f}/s, {pool} sessions)", ">= 0.5 x smtp-source", d / src >= 0.5)
