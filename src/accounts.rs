@@ -14,7 +14,7 @@ use crate::domain::{EmailAddress, Lang, Password, Purpose};
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::mail;
-use crate::storage::{MailKind, NewMessage, Storage, User};
+use crate::storage::{MailKind, NewMessage, NewSession, Storage, User};
 
 /// Other mail (not carrying a code) is retried for a day.
 const NOTICE_RETRY_SECS: i64 = 24 * 3600;
@@ -108,14 +108,14 @@ impl Accounts {
         email: &EmailAddress,
         code: &str,
     ) -> Result<Session, ApiError> {
-        self.codes.verify(email, Purpose::Login, code).await?;
+        let guess = self.codes.guess(email, Purpose::Login, code)?;
+        let token = Keys::new_token();
+        let session = self.new_session(&token);
+        let (check, user) = self.storage.login_with_code(guess, session).await?;
+        self.codes.judge(check)?;
         // Login codes are only issued to accounts; one deleted since reads as a bad code.
-        let user = self
-            .storage
-            .find_user(email)
-            .await?
-            .ok_or(ApiError::InvalidCode)?;
-        self.start_session(user).await
+        let user = user.ok_or(ApiError::InvalidCode)?;
+        Ok(Session { user, token })
     }
 
     pub async fn reset_password(
@@ -169,16 +169,19 @@ impl Accounts {
 
     async fn start_session(&self, user: User) -> Result<Session, ApiError> {
         let token = Keys::new_token();
-        let now = clock::now();
         self.storage
-            .create_session(
-                &self.keys.token_hash(&token),
-                user.id,
-                now,
-                now + self.session_ttl_secs,
-            )
+            .create_session(user.id, self.new_session(&token))
             .await?;
         Ok(Session { user, token })
+    }
+
+    fn new_session(&self, token: &str) -> NewSession {
+        let now = clock::now();
+        NewSession {
+            token_hash: self.keys.token_hash(token),
+            created_at: now,
+            expires_at: now + self.session_ttl_secs,
+        }
     }
 }
 

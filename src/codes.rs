@@ -109,25 +109,35 @@ impl Codes {
         purpose: Purpose,
         submitted: &str,
     ) -> Result<(), ApiError> {
+        let guess = self.guess(email, purpose, submitted)?;
+        let check = self.storage.check_code(guess).await?;
+        self.judge(check)
+    }
+
+    /// A submitted code, ready for the storage to count and compare; refused
+    /// here when it has the wrong shape.
+    pub fn guess(
+        &self,
+        email: &EmailAddress,
+        purpose: Purpose,
+        submitted: &str,
+    ) -> Result<CodeGuess, ApiError> {
         let code = Code::parse(submitted, self.policy.length).ok_or(ApiError::InvalidCode)?;
-        let limits = GuessLimits {
-            max_attempts: self.policy.max_attempts,
-            max_failures: self.policy.max_failures,
-            lock_secs: LOCK_SECS,
-        };
-        let guess = CodeGuess {
+        Ok(CodeGuess {
             email: email.clone(),
             purpose,
             now: clock::now(),
-            limits,
-        };
-        let (keys, email) = (self.keys.clone(), email.clone());
-        let check = self
-            .storage
-            .check_code(guess, move |stored| {
-                keys.code_matches(&email, purpose, &code, stored)
-            })
-            .await?;
+            limits: GuessLimits {
+                max_attempts: self.policy.max_attempts,
+                max_failures: self.policy.max_failures,
+                lock_secs: LOCK_SECS,
+            },
+            hash: self.keys.code_hash(email, purpose, &code),
+        })
+    }
+
+    /// The answer to a checked guess.
+    pub fn judge(&self, check: CodeCheck) -> Result<(), ApiError> {
         match check {
             CodeCheck::Valid => Ok(()),
             CodeCheck::Invalid => Err(ApiError::InvalidCode),

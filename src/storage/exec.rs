@@ -64,6 +64,8 @@ pub(super) use args;
 pub(super) trait Exec {
     /// Rows changed.
     async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64>;
+    /// Whether the statement returns a row.
+    async fn exists(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<bool>;
     /// The first column of the first row; `None` for no row or NULL.
     async fn int(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>>;
     async fn blob(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<Vec<u8>>>;
@@ -83,6 +85,14 @@ macro_rules! sqlx_exec {
             ) -> Result<u64> {
                 let q = super::exec::sqlx_exec!(@bind sqlx::query(sql), args);
                 Ok(q.execute(&mut **self).await?.rows_affected())
+            }
+            async fn exists(
+                &mut self,
+                sql: &'static str,
+                args: &[$crate::storage::exec::Arg<'_>],
+            ) -> Result<bool> {
+                let q = super::exec::sqlx_exec!(@bind sqlx::query(sql), args);
+                Ok(q.fetch_optional(&mut **self).await?.is_some())
             }
             async fn int(
                 &mut self,
@@ -181,6 +191,11 @@ impl Exec for SyncConn<'_> {
         Ok(self
             .prepare(sql)?
             .execute(rusqlite::params_from_iter(args))? as u64)
+    }
+    async fn exists(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<bool> {
+        let mut stmt = self.prepare(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        Ok(rows.next()?.is_some())
     }
     async fn int(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>> {
         Ok(self.first(sql, args, |r| r.get(0))?.flatten())

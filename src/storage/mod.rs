@@ -209,6 +209,23 @@ pub struct CodeGuess {
     pub purpose: Purpose,
     pub now: i64,
     pub limits: GuessLimits,
+    /// The submitted code's hash (`Keys::code_hash`).
+    pub hash: [u8; 32],
+}
+
+impl CodeGuess {
+    /// In constant time: a guess must not learn how much of a hash it matched.
+    fn matches(&self, stored: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.hash.ct_eq(stored).into()
+    }
+}
+
+/// A session to open, keyed by its token's hash.
+pub struct NewSession {
+    pub token_hash: [u8; 32],
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,16 +342,24 @@ impl Storage {
         write_tx!(self, keys [req.email.as_str(), req.ip_key.as_str()], |db| writes::request_code(db, &req))
     }
 
-    /// Counts the guess, then asks `matches` about the stored hash; a match
+    /// Counts the guess, then compares it with the stored hash; a match
     /// consumes the code. All in one transaction, so one right code wins once.
-    pub async fn check_code(
+    pub async fn check_code(&self, guess: CodeGuess) -> Result<CodeCheck> {
+        write_tx!(self, keys[guess.email.as_str()], |db| writes::check_code(
+            db, &guess
+        ))
+    }
+
+    /// `check_code` for a login code and, when it is right, the account and a
+    /// new session for it, in the same transaction.
+    pub async fn login_with_code(
         &self,
         guess: CodeGuess,
-        matches: impl FnOnce(&[u8]) -> bool + Send + 'static,
-    ) -> Result<CodeCheck> {
-        write_tx!(self, keys[guess.email.as_str()], |db| writes::check_code(
-            db, &guess, matches
-        ))
+        session: NewSession,
+    ) -> Result<(CodeCheck, Option<User>)> {
+        write_tx!(self, keys[guess.email.as_str()], |db| {
+            writes::login_with_code(db, &guess, &session)
+        })
     }
 
     pub async fn clear_failures(&self, email: &EmailAddress) -> Result<()> {
@@ -369,15 +394,8 @@ impl Storage {
         write_tx!(self, keys [], |db| writes::reset_password(db, user_id, &hash, &notice, now))
     }
 
-    pub async fn create_session(
-        &self,
-        token_hash: &[u8],
-        user_id: i64,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<()> {
-        let token_hash = token_hash.to_vec();
-        write_tx!(self, keys [], |db| writes::create_session(db, &token_hash, user_id, now, expires_at))
+    pub async fn create_session(&self, user_id: i64, session: NewSession) -> Result<()> {
+        write_tx!(self, keys [], |db| writes::create_session(db, user_id, &session))
     }
 
     pub async fn session_user(&self, token_hash: &[u8], now: i64) -> Result<Option<User>> {

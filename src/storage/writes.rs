@@ -65,9 +65,8 @@ pub(super) async fn request_code(
     )
     .await?;
     let has_account = db
-        .int("SELECT 1 FROM users WHERE email = $1", args![email])
-        .await?
-        .is_some();
+        .exists("SELECT 1 FROM users WHERE email = $1", args![email])
+        .await?;
     let mailed = has_account == req.purpose.needs_account();
     if mailed {
         db.execute(
@@ -82,11 +81,7 @@ pub(super) async fn request_code(
     Ok(CodeRequestOutcome::Accepted { mailed })
 }
 
-pub(super) async fn check_code(
-    db: &mut impl Exec,
-    guess: &CodeGuess,
-    matches: impl FnOnce(&[u8]) -> bool,
-) -> Result<CodeCheck> {
+pub(super) async fn check_code(db: &mut impl Exec, guess: &CodeGuess) -> Result<CodeCheck> {
     let (email, purpose, now) = (guess.email.as_str(), guess.purpose.as_str(), guess.now);
     if let Some(retry_after) = lock_retry_after(db, email, now).await? {
         return Ok(CodeCheck::Locked { retry_after });
@@ -103,18 +98,18 @@ pub(super) async fn check_code(
         .await?;
     let Some(stored) = counted else {
         let live = db
-            .int(
+            .exists(
                 "SELECT 1 FROM codes WHERE email = $1 AND purpose = $2 AND used = 0 AND expires_at > $3",
                 args![email, purpose, now],
             )
             .await?;
-        return Ok(if live.is_some() {
+        return Ok(if live {
             CodeCheck::Exhausted
         } else {
             CodeCheck::Invalid
         });
     };
-    if !matches(&stored) {
+    if !guess.matches(&stored) {
         record_failure(db, email, now, guess.limits).await?;
         return Ok(CodeCheck::Invalid);
     }
@@ -125,6 +120,27 @@ pub(super) async fn check_code(
     .await?;
     clear_failures(db, email).await?;
     Ok(CodeCheck::Valid)
+}
+
+pub(super) async fn login_with_code(
+    db: &mut impl Exec,
+    guess: &CodeGuess,
+    session: &NewSession,
+) -> Result<(CodeCheck, Option<User>)> {
+    let check = check_code(db, guess).await?;
+    if check != CodeCheck::Valid {
+        return Ok((check, None));
+    }
+    let user = db
+        .user(
+            "SELECT id, email, password_hash, created_at FROM users WHERE email = $1",
+            args![guess.email.as_str()],
+        )
+        .await?;
+    if let Some(user) = &user {
+        create_session(db, user.id, session).await?;
+    }
+    Ok((check, user))
 }
 
 /// One more consecutive wrong guess; reaching `max_failures` locks the address.
@@ -196,14 +212,12 @@ pub(super) async fn reset_password(
 
 pub(super) async fn create_session(
     db: &mut impl Exec,
-    token_hash: &[u8],
     user_id: i64,
-    now: i64,
-    expires_at: i64,
+    session: &NewSession,
 ) -> Result<()> {
     db.execute(
         "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        args![token_hash, user_id, now, expires_at],
+        args![&session.token_hash[..], user_id, session.created_at, session.expires_at],
     )
     .await?;
     Ok(())
