@@ -1,12 +1,11 @@
 //! Accounts and sessions: register, log in (password or code), reset, me,
-//! log out. Password hashing is argon2id on blocking threads, bounded so a
-//! login flood cannot starve the async workers or exhaust memory.
+//! log out. Password hashing is argon2id on a pool of low-priority threads,
+//! so a login flood can neither starve the async workers nor exhaust memory.
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use tokio::sync::Semaphore;
 
 use crate::clock;
 use crate::codes::Codes;
@@ -188,53 +187,96 @@ impl Accounts {
 /// argon2id at its default parameters, which are OWASP's (19 MiB, t=2, p=1).
 #[derive(Clone)]
 struct Hasher {
-    /// At most this many hashes at once: each holds 19 MiB.
-    permits: Arc<Semaphore>,
+    pool: HashPool,
     /// A real hash of a random password, verified against when the address is unknown.
     dummy: Arc<str>,
 }
 
 impl Hasher {
     fn new() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let dummy = hash_blocking(&Keys::new_token()).expect("argon2 with default parameters");
         Self {
-            permits: Arc::new(Semaphore::new(cpus * 2)),
+            pool: HashPool::start(),
             dummy: dummy.into(),
         }
     }
 
     async fn hash(&self, password: Password) -> Result<String, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        tokio::task::spawn_blocking(move || hash_blocking(password.expose()))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
+        self.pool
+            .run(move || hash_blocking(password.expose()))
+            .await?
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2: {e}")))
     }
 
     /// `stored` is `None` for an unknown address: the dummy is checked instead.
     async fn verify(&self, password: Password, stored: Option<String>) -> Result<bool, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy.to_string());
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.expose().as_bytes(), &parsed)
-                    .is_ok()
+        let ok = self
+            .pool
+            .run(move || {
+                PasswordHash::new(&hash).is_ok_and(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.expose().as_bytes(), &parsed)
+                        .is_ok()
+                })
             })
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+            .await?;
         Ok(ok && known)
+    }
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// One thread per CPU for argon2, at the lowest priority (nice 19): a login
+/// flood then uses the CPU the rest leaves idle, but barely delays the async
+/// workers answering everything else. (SCHED_IDLE kept /healthz as fast but
+/// can starve logins outright on a host busy with something else.) The pool's size also bounds the
+/// memory: at most one 19 MiB hash per thread.
+#[derive(Clone)]
+struct HashPool {
+    jobs: std::sync::mpsc::Sender<HashJob>,
+}
+
+impl HashPool {
+    fn start() -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name("argon2".into())
+                .spawn(move || {
+                    // Linux keeps the nice value per thread; 0 is the calling thread.
+                    // SAFETY: setpriority only reads its integer arguments.
+                    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+                    loop {
+                        let job = queue.lock().map(|q| q.recv());
+                        match job {
+                            Ok(Ok(job)) => job(),
+                            _ => break, // every sender is gone: the app is stopping
+                        }
+                    }
+                })
+                .expect("spawn an argon2 thread");
+        }
+        Self { jobs }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = reply.send(work());
+            }))
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2 pool: {e}")))?;
+        answer
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2 pool: {e}")))
     }
 }
 

@@ -2,11 +2,12 @@
 //! with a lease, sends each (or drops it in the dev mailbox), and records how
 //! it went: sent, retry later with backoff, or failed with the reply kept.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
 use super::alert::Alerts;
@@ -15,7 +16,15 @@ use super::templates::{MailContext, RenderedMail, Templates};
 use super::transport::{Delivery, SmtpSender};
 use crate::clock;
 use crate::domain::{EmailAddress, Lang};
-use crate::storage::{DevMail, MailKind, OutboxMessage, Outcome, Storage};
+use crate::storage::{DevMail, Finished, MailKind, OutboxMessage, Outcome, Storage};
+
+/// Messages claimed per connection at a time.
+const CLAIM_AHEAD: usize = 16;
+
+/// How long a claimed message may wait for a connection: the lease is the
+/// send deadline plus this (`app.rs`), so a send started within it ends
+/// before the lease does.
+const LEASE_SPARE: Duration = Duration::from_secs(10);
 
 /// Where mail goes.
 pub enum Sink {
@@ -64,28 +73,47 @@ impl Worker {
     /// Runs until `shutdown` turns true, then finishes the sends in flight.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         let mut inflight = JoinSet::new();
+        // Claimed ahead of the free connections, so a claim is one database
+        // round trip per several messages rather than one per message.
+        let mut ready: VecDeque<(Instant, OutboxMessage)> = VecDeque::new();
+        let claim_size = self.concurrency * CLAIM_AHEAD;
+        let (done, outcomes) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(Arc::clone(&self).record(outcomes));
         while !*shutdown.borrow() {
-            let free = self.concurrency.saturating_sub(inflight.len());
             let mut pause = Duration::from_secs(2);
-            if free > 0 {
-                match self.claim(free).await {
+            if ready.len() < self.concurrency {
+                let want = claim_size - ready.len();
+                match self.claim(want).await {
                     Ok(batch) => {
-                        let full = batch.len() == free;
-                        for msg in batch {
-                            let worker = Arc::clone(&self);
-                            inflight.spawn(async move { worker.deliver(msg).await });
-                        }
-                        if full {
+                        if batch.len() == want {
                             pause = Duration::ZERO; // There may be more due right now.
                         } else if let Ok(Some(due)) = self.storage.next_due_at().await {
                             let wait = (due - clock::now()).clamp(0, 2);
                             pause = Duration::from_secs(wait as u64).max(Duration::from_millis(50));
                         }
+                        ready.extend(batch.into_iter().map(|m| (Instant::now(), m)));
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot claim outbox messages; retrying"),
                 }
             }
-            if pause.is_zero() && inflight.len() < self.concurrency {
+            while inflight.len() < self.concurrency {
+                let Some((claimed, msg)) = ready.pop_front() else {
+                    break;
+                };
+                if claimed.elapsed() > LEASE_SPARE {
+                    // Its send might outlast the lease: hand it back rather
+                    // than risk another instance taking it mid-send.
+                    let _ = done.send(Finished::unclaimed(msg.id));
+                    continue;
+                }
+                let (worker, done) = (Arc::clone(&self), done.clone());
+                inflight.spawn(async move {
+                    if let Some(finished) = worker.deliver(msg).await {
+                        let _ = done.send(finished);
+                    }
+                });
+            }
+            if pause.is_zero() && ready.len() < self.concurrency {
                 continue;
             }
             tokio::select! {
@@ -95,8 +123,14 @@ impl Worker {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
-        // Stop claiming; let what was started end (each send is bounded by its deadline).
+        // Stop claiming; hand back what was claimed but not started, let what
+        // was started end (each send is bounded by its deadline), and record it all.
+        for (_, msg) in ready {
+            let _ = done.send(Finished::unclaimed(msg.id));
+        }
         while inflight.join_next().await.is_some() {}
+        drop(done);
+        let _ = recorder.await;
         if let Sink::Smtp(sender) = &self.sink {
             sender.shutdown().await;
         }
@@ -109,25 +143,49 @@ impl Worker {
             .await
     }
 
-    /// Takes one claimed message to its next state. Public so tests can drive it.
-    pub async fn deliver(&self, msg: OutboxMessage) {
+    /// Records outcomes as they come, as many as have piled up in one
+    /// transaction: the sends never wait for the database.
+    async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Finished>) {
+        let mut batch = Vec::new();
+        while outcomes.recv_many(&mut batch, 256).await > 0 {
+            let ended = batch.iter().any(|f| f.ends());
+            match self
+                .storage
+                .record_outcomes(std::mem::take(&mut batch))
+                .await
+            {
+                // The leases run out and the messages are tried again: at worst duplicates.
+                Err(e) => tracing::error!(error = %e, "cannot record delivery outcomes"),
+                Ok(()) if ended => {
+                    if let Some(alerts) = &self.alerts {
+                        alerts.send_ended().await;
+                    }
+                }
+                Ok(()) => {}
+            }
+        }
+    }
+
+    /// Takes one claimed message to its next state; what to record, unless
+    /// it went to the dev mailbox (recorded there).
+    async fn deliver(&self, msg: OutboxMessage) -> Option<Finished> {
         let now = clock::now();
         if now >= msg.expires_at {
             let reason = msg
                 .last_error
                 .clone()
                 .unwrap_or_else(|| "not delivered before it expired".into());
-            self.finish(&msg, Delivery::Permanent(reason), now).await;
-            return;
+            return Some(self.finish(&msg, Delivery::Permanent(reason), now));
         }
         let rendered = match self.render(&msg) {
             Ok(r) => r,
-            Err(e) => return self.finish(&msg, Delivery::Permanent(e), now).await,
+            Err(e) => return Some(self.finish(&msg, Delivery::Permanent(e), now)),
         };
         let Sink::Smtp(sender) = &self.sink else {
-            return self.to_dev_mailbox(&msg, rendered).await;
+            self.to_dev_mailbox(&msg, rendered).await;
+            return None;
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let outcome = sender
             .send(&msg.message_id, &msg.recipient, &rendered)
             .await;
@@ -138,7 +196,7 @@ impl Worker {
             self.lang,
             started.elapsed(),
         );
-        self.finish(&msg, outcome, clock::now()).await;
+        Some(self.finish(&msg, outcome, clock::now()))
     }
 
     fn render(&self, msg: &OutboxMessage) -> Result<RenderedMail, String> {
@@ -177,8 +235,7 @@ impl Worker {
         }
     }
 
-    async fn finish(&self, msg: &OutboxMessage, outcome: Delivery, now: i64) {
-        let mut ended = true;
+    fn finish(&self, msg: &OutboxMessage, outcome: Delivery, now: i64) -> Finished {
         let outcome = match outcome {
             Delivery::Sent(reply) => Outcome::Sent { reply },
             Delivery::Permanent(error) => Outcome::Failed { error },
@@ -190,7 +247,6 @@ impl Worker {
                     let error = format!("{error} (no further tries: the message expires first)");
                     Outcome::Failed { error }
                 } else {
-                    ended = false;
                     Outcome::Retry {
                         error,
                         next_attempt_at,
@@ -198,18 +254,10 @@ impl Worker {
                 }
             }
         };
-        let result = self.storage.record_outcome(msg.id, outcome, now).await;
-        match result {
-            // The lease runs out and the message is tried again: at worst a duplicate.
-            Err(e) => {
-                tracing::error!(error = %e, id = msg.id, "cannot record the delivery outcome")
-            }
-            Ok(()) if ended => {
-                if let Some(alerts) = &self.alerts {
-                    alerts.send_ended().await;
-                }
-            }
-            Ok(()) => {}
+        Finished {
+            id: msg.id,
+            outcome,
+            at: now,
         }
     }
 }

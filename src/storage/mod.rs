@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::domain::{EmailAddress, Lang, Purpose};
 
-pub use writes::Outcome;
+pub use writes::{Finished, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -426,9 +426,9 @@ impl Storage {
         write_tx!(self, keys [], |db| writes::claim_due_messages(db, claim, now, lease_until, limit))
     }
 
-    /// Records how a delivery try ended.
-    pub async fn record_outcome(&self, id: i64, outcome: Outcome, now: i64) -> Result<()> {
-        write_tx!(self, keys [], |db| writes::record_outcome(db, id, &outcome, now))
+    /// Records how delivery tries ended, all in one transaction.
+    pub async fn record_outcomes(&self, finished: Vec<Finished>) -> Result<()> {
+        write_tx!(self, keys [], |db| writes::record_outcomes(db, &finished))
     }
 
     /// When the next queued message falls due (or a lease runs out).

@@ -267,17 +267,52 @@ pub(super) async fn claim_due_messages(
 /// The end of one delivery try.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Sent { reply: String },
-    Retry { error: String, next_attempt_at: i64 },
-    Failed { error: String },
+    Sent {
+        reply: String,
+    },
+    Retry {
+        error: String,
+        next_attempt_at: i64,
+    },
+    Failed {
+        error: String,
+    },
+    /// Claimed but never tried (the worker is stopping): due again at once.
+    Unclaimed,
 }
 
-pub(super) async fn record_outcome(
-    db: &mut impl Exec,
-    id: i64,
-    outcome: &Outcome,
-    now: i64,
-) -> Result<()> {
+/// A delivery try's end, to record.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: i64,
+    pub outcome: Outcome,
+    /// When it ended.
+    pub at: i64,
+}
+
+impl Finished {
+    pub fn unclaimed(id: i64) -> Self {
+        Self {
+            id,
+            outcome: Outcome::Unclaimed,
+            at: crate::clock::now(),
+        }
+    }
+
+    /// Whether the message is final (sent or failed).
+    pub fn ends(&self) -> bool {
+        matches!(self.outcome, Outcome::Sent { .. } | Outcome::Failed { .. })
+    }
+}
+
+pub(super) async fn record_outcomes(db: &mut impl Exec, finished: &[Finished]) -> Result<()> {
+    for f in finished {
+        record_outcome(db, f.id, &f.outcome, f.at).await?;
+    }
+    Ok(())
+}
+
+async fn record_outcome(db: &mut impl Exec, id: i64, outcome: &Outcome, now: i64) -> Result<()> {
     match outcome {
         Outcome::Sent { reply } => db.execute(
             "UPDATE outbox SET status = 'sent', sent_at = $1, last_reply = $2, payload = NULL, lease_until = NULL
@@ -295,6 +330,12 @@ pub(super) async fn record_outcome(
             "UPDATE outbox SET status = 'failed', last_error = $1, failed_at = $2, payload = NULL, lease_until = NULL
              WHERE id = $3 AND status <> 'sent'",
             args![error, now, id],
+        )
+        .await?,
+        Outcome::Unclaimed => db.execute(
+            "UPDATE outbox SET status = 'queued', attempts = attempts - 1, next_attempt_at = $1, lease_until = NULL
+             WHERE id = $2 AND status = 'sending'",
+            args![now, id],
         )
         .await?,
     };
