@@ -231,37 +231,40 @@ type HashJob = Box<dyn FnOnce() + Send>;
 /// One thread per CPU for argon2, at the lowest priority (nice 19): a login
 /// flood then uses the CPU the rest leaves idle, but barely delays the async
 /// workers answering everything else. (SCHED_IDLE kept /healthz as fast but
-/// can starve logins outright on a host busy with something else.) The pool's size also bounds the
-/// memory: at most one 19 MiB hash per thread.
+/// can starve logins outright on a host busy with something else.) The pool's
+/// size also bounds the memory: at most one 19 MiB hash per thread.
 #[derive(Clone)]
 struct HashPool {
-    jobs: std::sync::mpsc::Sender<HashJob>,
+    state: Arc<std::sync::Mutex<PoolState>>,
+}
+
+/// Idle threads are taken newest first, so a trickle of logins always runs on
+/// the same warm thread: no login's speed depends on which thread it drew.
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<std::sync::mpsc::Sender<HashJob>>,
+    backlog: std::collections::VecDeque<HashJob>,
 }
 
 impl HashPool {
     fn start() -> Self {
-        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let pool = Self {
+            state: Arc::default(),
+        };
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         for _ in 0..threads {
-            let queue = Arc::clone(&queue);
+            let state = Arc::clone(&pool.state);
             std::thread::Builder::new()
                 .name("argon2".into())
                 .spawn(move || {
                     // Linux keeps the nice value per thread; 0 is the calling thread.
                     // SAFETY: setpriority only reads its integer arguments.
                     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-                    loop {
-                        let job = queue.lock().map(|q| q.recv());
-                        match job {
-                            Ok(Ok(job)) => job(),
-                            _ => break, // every sender is gone: the app is stopping
-                        }
-                    }
+                    serve_hashes(&state);
                 })
                 .expect("spawn an argon2 thread");
         }
-        Self { jobs }
+        pool
     }
 
     async fn run<T: Send + 'static>(
@@ -269,14 +272,40 @@ impl HashPool {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = reply.send(work());
-            }))
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2 pool: {e}")))?;
+        let job: HashJob = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match state.idle.pop() {
+                Some(thread) => {
+                    let _ = thread.send(job);
+                }
+                None => state.backlog.push_back(job),
+            }
+        }
         answer
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2 pool: {e}")))
+    }
+}
+
+/// An argon2 thread: the backlog first, else wait idle for a job of its own.
+fn serve_hashes(state: &std::sync::Mutex<PoolState>) {
+    let (me, jobs) = std::sync::mpsc::channel::<HashJob>();
+    loop {
+        let next = {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            let next = state.backlog.pop_front();
+            if next.is_none() {
+                state.idle.push(me.clone());
+            }
+            next
+        };
+        match next.map_or_else(|| jobs.recv().ok(), Some) {
+            Some(job) => job(),
+            None => return,
+        }
     }
 }
 

@@ -77,6 +77,10 @@ proptest! {
     #[test]
     fn well_formed_addresses_are_accepted_in_lower_case(addr in valid_address()) {
         prop_assume!(addr.len() <= 254 && addr.split('@').next().unwrap().len() <= 64);
+        // "xn--…" labels are punycode, and most such strings are invalid punycode
+        // (rightly refused): they are not the well-formed addresses this is about.
+        let host = addr.split('@').nth(1).unwrap().to_ascii_lowercase();
+        prop_assume!(!host.split('.').any(|label| label.starts_with("xn--")));
         let a = EmailAddress::parse(&addr).unwrap();
         prop_assert_eq!(a.as_str(), addr.to_ascii_lowercase());
         let upper = EmailAddress::parse(&addr.to_ascii_uppercase()).unwrap();

@@ -26,6 +26,11 @@ const CLAIM_AHEAD: usize = 16;
 /// before the lease does.
 const LEASE_SPARE: Duration = Duration::from_secs(10);
 
+/// Most outcomes recorded in one transaction, and how long the recorder
+/// waits for more before it writes.
+const RECORD_BATCH: usize = 256;
+const RECORD_LINGER: Duration = Duration::from_millis(2);
+
 /// Where mail goes.
 pub enum Sink {
     Smtp(Box<SmtpSender>),
@@ -147,7 +152,18 @@ impl Worker {
     /// transaction: the sends never wait for the database.
     async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Finished>) {
         let mut batch = Vec::new();
-        while outcomes.recv_many(&mut batch, 256).await > 0 {
+        while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            // Let more pile up for a moment: a commit of many outcomes costs
+            // about what a commit of one does (the same pages are written).
+            let linger = tokio::time::sleep(RECORD_LINGER);
+            tokio::pin!(linger);
+            while batch.len() < RECORD_BATCH {
+                let room = RECORD_BATCH - batch.len();
+                tokio::select! {
+                    n = outcomes.recv_many(&mut batch, room) => if n == 0 { break },
+                    _ = &mut linger => break,
+                }
+            }
             let ended = batch.iter().any(|f| f.ends());
             match self
                 .storage
