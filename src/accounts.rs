@@ -226,7 +226,9 @@ impl Hasher {
     }
 }
 
-type HashJob = Box<dyn FnOnce() + Send>;
+/// Does the work and returns how to answer: a thread marks itself idle
+/// before it answers, so the next request, sent on that answer, finds it.
+type HashJob = Box<dyn FnOnce() -> Box<dyn FnOnce() + Send> + Send>;
 
 /// One thread per CPU for argon2, at the lowest priority (nice 19): a login
 /// flood then uses the CPU the rest leaves idle, but barely delays the async
@@ -254,13 +256,19 @@ impl HashPool {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         for _ in 0..threads {
             let state = Arc::clone(&pool.state);
+            let (me, jobs) = std::sync::mpsc::channel::<HashJob>();
+            state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .idle
+                .push(me.clone());
             std::thread::Builder::new()
                 .name("argon2".into())
                 .spawn(move || {
                     // Linux keeps the nice value per thread; 0 is the calling thread.
                     // SAFETY: setpriority only reads its integer arguments.
                     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-                    serve_hashes(&state);
+                    serve_hashes(&state, me, jobs);
                 })
                 .expect("spawn an argon2 thread");
         }
@@ -273,7 +281,10 @@ impl HashPool {
     ) -> Result<T, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: HashJob = Box::new(move || {
-            let _ = reply.send(work());
+            let done = work();
+            Box::new(move || {
+                let _ = reply.send(done);
+            })
         });
         {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -290,22 +301,31 @@ impl HashPool {
     }
 }
 
-/// An argon2 thread: the backlog first, else wait idle for a job of its own.
-fn serve_hashes(state: &std::sync::Mutex<PoolState>) {
-    let (me, jobs) = std::sync::mpsc::channel::<HashJob>();
+/// An argon2 thread (already on the idle stack): a job, then the backlog
+/// first, else back on the idle stack to wait for a job of its own.
+fn serve_hashes(
+    state: &std::sync::Mutex<PoolState>,
+    me: std::sync::mpsc::Sender<HashJob>,
+    jobs: std::sync::mpsc::Receiver<HashJob>,
+) {
+    let mut next = None;
     loop {
-        let next = {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let answer = job();
+        {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            let next = state.backlog.pop_front();
+            next = state.backlog.pop_front();
             if next.is_none() {
                 state.idle.push(me.clone());
             }
-            next
-        };
-        match next.map_or_else(|| jobs.recv().ok(), Some) {
-            Some(job) => job(),
-            None => return,
         }
+        answer();
     }
 }
 
@@ -314,4 +334,33 @@ fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error>
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)?
         .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HashPool;
+
+    #[tokio::test]
+    async fn one_login_at_a_time_always_runs_on_the_same_thread() {
+        let pool = HashPool::start();
+        let mut threads = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let id = pool.run(|| std::thread::current().id()).await.unwrap();
+            threads.insert(id);
+        }
+        assert_eq!(threads.len(), 1, "{threads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_burst_queues_and_every_job_ends_with_its_own_answer() {
+        let pool = HashPool::start();
+        let jobs = (0..64).map(|i| {
+            pool.run(move || {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                i
+            })
+        });
+        let done: Vec<i32> = futures_util::future::try_join_all(jobs).await.unwrap();
+        assert_eq!(done, (0..64).collect::<Vec<_>>());
+    }
 }

@@ -9,6 +9,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 #[allow(deprecated)]
 use lettre::transport::smtp::client::AsyncTokioStream;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use lettre::{address::Envelope, Message};
@@ -194,7 +195,7 @@ impl Pool {
             Some(conn) => conn,
             None => self.connector.connect().await?,
         };
-        let result = conn.send(envelope, bytes).await;
+        let result = transmit(&mut conn, envelope, bytes).await;
         // A connection that answered, even with an error reply, can carry the
         // next message (lettre has reset it); a broken one is dropped.
         if !conn.has_broken() {
@@ -269,6 +270,64 @@ impl Connector {
     }
 }
 
+/// One message over `conn`: lettre's `send`, except that the message and its
+/// final dot leave in one write, where lettre writes them apart (one more
+/// packet, and one more wake-up of the server, per mail: about a tenth of
+/// the drain rate to smtp-sink). Non-ASCII messages go through lettre's own
+/// `send`, which knows the 8BITMIME rules; ours are ASCII (lettre encodes the
+/// bodies, and addresses are stored in their ASCII form).
+async fn transmit(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<Response, lettre::transport::smtp::Error> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return conn.send(envelope, bytes).await;
+    };
+    if !text.is_ascii()
+        || !envelope
+            .to()
+            .iter()
+            .all(|a| AsRef::<str>::as_ref(a).is_ascii())
+    {
+        return conn.send(envelope, bytes).await;
+    }
+    let result = async {
+        conn.command(Mail::new(envelope.from().cloned(), vec![]))
+            .await?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), vec![])).await?;
+        }
+        conn.command(Data).await?;
+        conn.command(DataBlock(text)).await
+    }
+    .await;
+    if result.is_err() {
+        // As lettre does: the connection is closed and the pool drops it.
+        conn.abort().await;
+    }
+    result
+}
+
+/// The message after DATA as it goes on the wire: every line that starts
+/// with a dot gets one more (RFC 5321 4.5.2), then the final `.` line.
+struct DataBlock<'a>(&'a str);
+
+impl std::fmt::Display for DataBlock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, line) in self.0.split("\r\n").enumerate() {
+            if i > 0 {
+                f.write_str("\r\n")?;
+            }
+            if line.starts_with('.') {
+                f.write_str(".")?;
+            }
+            f.write_str(line)?;
+        }
+        f.write_str("\r\n.\r\n")
+    }
+}
+
 /// TLS for `SMTP_SERVER`, trusting the system roots plus `SMTP_CA_FILE`.
 /// `accept_invalid` only lets `doctor` look at a certificate that failed.
 pub fn tls_parameters(smtp: &SmtpSettings, accept_invalid: bool) -> anyhow::Result<TlsParameters> {
@@ -305,4 +364,17 @@ pub fn describe(e: &lettre::transport::smtp::Error) -> String {
         source = s.source();
     }
     text.replace("Connection error: Connection error: ", "Connection error: ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataBlock;
+
+    #[test]
+    fn data_block_stuffs_leading_dots_and_ends_with_the_final_dot() {
+        let block = DataBlock(".first\r\nmiddle.\r\n.\r\n..two\r\nlast").to_string();
+        assert_eq!(block, "..first\r\nmiddle.\r\n..\r\n...two\r\nlast\r\n.\r\n");
+        // A bare LF does not start a line on the wire (CRLF does).
+        assert_eq!(DataBlock("a\n.b").to_string(), "a\n.b\r\n.\r\n");
+    }
 }

@@ -160,3 +160,59 @@ fn begin(conn: &Connection) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::exec::{args, Exec};
+
+    fn writer(dir: &tempfile::TempDir, timeout: Duration) -> Writer {
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .unwrap();
+        Writer::start(&path, timeout).unwrap()
+    }
+
+    async fn insert(w: &Writer, v: i64) -> Result<u64> {
+        w.run(move |db| exec::run_now(db.execute("INSERT INTO t (v) VALUES ($1)", args![v])))
+            .await
+    }
+
+    async fn count(w: &Writer) -> i64 {
+        w.run(|db| exec::run_now(db.int("SELECT COUNT(*) FROM t", args![])))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    use crate::storage::exec;
+
+    #[tokio::test]
+    async fn a_failing_request_leaves_the_rest_of_its_batch_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir, Duration::from_secs(5));
+        // Queued together, so they share batches: the duplicate fails alone.
+        let results = futures_util::future::join_all([1, 2, 2, 3].map(|v| insert(&w, v))).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(failed, 1, "{results:?}");
+        assert_eq!(count(&w).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_waited_out_its_deadline_is_refused_unrun() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir, Duration::from_millis(200));
+        // Another connection holds the write lock longer than the deadline.
+        let other = Connection::open(dir.path().join("w.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let refused = insert(&w, 1).await;
+        assert!(
+            matches!(refused, Err(StorageError::Unavailable(_))),
+            "{refused:?}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        insert(&w, 2).await.unwrap();
+        assert_eq!(count(&w).await, 1, "the refused insert never ran");
+    }
+}
