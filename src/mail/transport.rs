@@ -9,7 +9,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 #[allow(deprecated)]
 use lettre::transport::smtp::client::AsyncTokioStream;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use lettre::{address::Envelope, Message};
@@ -61,7 +61,15 @@ struct Pool {
     connector: Connector,
     /// At most `SMTP_POOL_SIZE` connections exist at once.
     slots: Semaphore,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Conn, Instant)>>,
+}
+
+/// A pooled connection and whether its server takes pipelined commands.
+struct Conn {
+    smtp: AsyncSmtpConnection,
+    /// RFC 2920 PIPELINING, offered after TLS: lettre keeps only the EHLO
+    /// keywords it knows, and this is not one, so authmail reads it itself.
+    pipelining: bool,
 }
 
 /// Why one try failed before or without a server reply to the message.
@@ -179,7 +187,7 @@ impl SmtpSender {
     pub async fn shutdown(&self) {
         let idle = std::mem::take(&mut *self.pool.idle.lock().await);
         for (mut conn, _) in idle {
-            let _ = tokio::time::timeout(self.pool.connector.timeout, conn.quit()).await;
+            let _ = tokio::time::timeout(self.pool.connector.timeout, conn.smtp.quit()).await;
         }
     }
 }
@@ -198,23 +206,23 @@ impl Pool {
         let result = transmit(&mut conn, envelope, bytes).await;
         // A connection that answered, even with an error reply, can carry the
         // next message (lettre has reset it); a broken one is dropped.
-        if !conn.has_broken() {
+        if !conn.smtp.has_broken() {
             self.idle.lock().await.push((conn, Instant::now()));
         }
         Ok(result?)
     }
 
     /// A live idle connection, newest first; stale ones are closed on the way.
-    async fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    async fn take_idle(&self) -> Option<Conn> {
         loop {
             let (mut conn, since) = self.idle.lock().await.pop()?;
             let idle_for = since.elapsed();
             if idle_for > IDLE_MAX {
-                let _ = tokio::time::timeout(self.connector.timeout, conn.quit()).await;
+                let _ = tokio::time::timeout(self.connector.timeout, conn.smtp.quit()).await;
                 continue;
             }
             // Servers close connections they find idle (QQ Mail does): ask first.
-            if idle_for <= IDLE_CHECK || conn.test_connected().await {
+            if idle_for <= IDLE_CHECK || conn.smtp.test_connected().await {
                 return Some(conn);
             }
         }
@@ -223,7 +231,7 @@ impl Pool {
 
 impl Connector {
     /// TCP (with `TCP_NODELAY`), then TLS or STARTTLS as configured, then AUTH.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, TryError> {
+    async fn connect(&self) -> Result<Conn, TryError> {
         let mut conn = match (&self.security, &self.tls) {
             // Implicit TLS: lettre opens the socket itself (it only accepts a
             // plain TcpStream from outside), so this path keeps Nagle's delay.
@@ -262,49 +270,82 @@ impl Connector {
             }
             _ => {}
         }
+        let hello = conn.command(Ehlo::new(self.hello.clone())).await?;
+        let pipelining = hello.message().any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+        });
         if let Some(credentials) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await?;
         }
-        Ok(conn)
+        Ok(Conn {
+            smtp: conn,
+            pipelining,
+        })
     }
 }
 
-/// One message over `conn`: lettre's `send`, except that the message and its
-/// final dot leave in one write, where lettre writes them apart (one more
-/// packet, and one more wake-up of the server, per mail: about a tenth of
-/// the drain rate to smtp-sink). Non-ASCII messages go through lettre's own
-/// `send`, which knows the 8BITMIME rules; ours are ASCII (lettre encodes the
-/// bodies, and addresses are stored in their ASCII form).
+/// One message over `conn`: lettre's `send`, in fewer round trips. With
+/// PIPELINING, MAIL, RCPT and DATA leave in one write and their replies are
+/// read in order; and the message and its final dot always leave in one write,
+/// where lettre writes them apart. Each round trip saved is a wait for the
+/// server: four per mail become two (measured against smtp-sink, and over a
+/// network it is whole RTTs). Non-ASCII messages go through lettre's own
+/// `send`, which knows the 8BITMIME rules; ours are ASCII (lettre encodes
+/// the bodies, and addresses are stored in their ASCII form).
 async fn transmit(
-    conn: &mut AsyncSmtpConnection,
+    conn: &mut Conn,
     envelope: &Envelope,
     bytes: &[u8],
 ) -> Result<Response, lettre::transport::smtp::Error> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return conn.send(envelope, bytes).await;
-    };
-    if !text.is_ascii()
-        || !envelope
-            .to()
-            .iter()
-            .all(|a| AsRef::<str>::as_ref(a).is_ascii())
-    {
-        return conn.send(envelope, bytes).await;
-    }
-    let result = async {
-        conn.command(Mail::new(envelope.from().cloned(), vec![]))
-            .await?;
-        for to in envelope.to() {
-            conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    let smtp = &mut conn.smtp;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text)
+            if text.is_ascii()
+                && envelope
+                    .to()
+                    .iter()
+                    .all(|a| AsRef::<str>::as_ref(a).is_ascii()) =>
+        {
+            text
         }
-        conn.command(Data).await?;
-        conn.command(DataBlock(text)).await
+        _ => return smtp.send(envelope, bytes).await,
+    };
+    let mail = Mail::new(envelope.from().cloned(), vec![]);
+    let rcpts: Vec<Rcpt> = envelope
+        .to()
+        .iter()
+        .map(|to| Rcpt::new(to.clone(), vec![]))
+        .collect();
+    let pipelining = conn.pipelining;
+    let result = async {
+        if pipelining {
+            let mut batch = mail.to_string();
+            for rcpt in &rcpts {
+                batch.push_str(&rcpt.to_string());
+            }
+            batch.push_str(&Data.to_string());
+            smtp.command(&batch).await?; // MAIL's reply
+            for _ in &rcpts {
+                smtp.read_response().await?;
+            }
+            smtp.read_response().await?; // DATA's 354
+        } else {
+            smtp.command(mail).await?;
+            for rcpt in rcpts {
+                smtp.command(rcpt).await?;
+            }
+            smtp.command(Data).await?;
+        }
+        smtp.command(DataBlock(text)).await
     }
     .await;
     if result.is_err() {
-        // As lettre does: the connection is closed and the pool drops it.
-        conn.abort().await;
+        // As lettre does: the connection is closed (replies may still be
+        // pending on it) and the pool drops it.
+        conn.smtp.abort().await;
     }
     result
 }
