@@ -478,6 +478,16 @@ fn is_loopback(host: &str) -> bool {
 
 fn database_url(src: &Source) -> Result<String, ConfigError> {
     let url = src.get("DATABASE_URL").unwrap_or("sqlite://authmail.db");
+    if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
+        // SQLite writes go through a writer with a connection of its own,
+        // which could not see a private in-memory database (nor would it last).
+        return Err(bad(
+            "DATABASE_URL",
+            format!(
+                "{url:?} is an in-memory SQLite database; name a file, e.g. sqlite://authmail.db"
+            ),
+        ));
+    }
     if url.starts_with("sqlite:")
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://")

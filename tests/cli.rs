@@ -84,6 +84,7 @@ fn every_bad_setting_is_exit_2_with_one_line_naming_it() {
             ],
         ),
         ("DATABASE_URL", &[("DATABASE_URL", "mysql://localhost/x")]),
+        ("DATABASE_URL", &[("DATABASE_URL", "sqlite::memory:")]),
         ("BIND", &[("BIND", "localhost")]),
         ("PUBLIC_URL", &[("PUBLIC_URL", "not a url")]),
         ("SECRET_KEY", &[("SECRET_KEY", "short")]),
