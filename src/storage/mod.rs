@@ -203,6 +203,19 @@ pub struct CodeRequest {
     pub mail: NewMessage,
 }
 
+impl CodeRequest {
+    /// What PostgreSQL locks for this request: the address, and the client's
+    /// IP only when its limit is on. Otherwise every request from one IP (an
+    /// app server calling the API, say) would queue behind one lock for nothing.
+    fn lock_keys(&self) -> Vec<&str> {
+        let mut keys = vec![self.email.as_str()];
+        if self.limits.per_ip_per_hour > 0 {
+            keys.push(&self.ip_key);
+        }
+        keys
+    }
+}
+
 /// One submitted code, to be counted and compared in one transaction.
 pub struct CodeGuess {
     pub email: EmailAddress,
@@ -292,13 +305,11 @@ macro_rules! dispatch {
 /// batch (the flow owns what it uses, since it runs on the writer's thread),
 /// on PostgreSQL behind advisory locks on `keys`.
 macro_rules! write_tx {
-    ($self:ident, keys [$($key:expr),*], |$db:ident| $flow:expr) => {
+    ($self:ident, keys $keys:expr, |$db:ident| $flow:expr) => {
         match &$self.backend {
-            Backend::Sqlite { writer, .. } => {
-                writer.run(move |$db| exec::run_now($flow)).await
-            }
+            Backend::Sqlite { writer, .. } => writer.run(move |$db| exec::run_now($flow)).await,
             Backend::Postgres(pool) => {
-                let mut tx = postgres::begin_locked(pool, &[$($key),*]).await?;
+                let mut tx = postgres::begin_locked(pool, $keys).await?;
                 let $db = &mut tx;
                 let out = $flow.await?;
                 tx.commit().await?;
@@ -339,15 +350,19 @@ impl Storage {
     }
 
     pub async fn request_code(&self, req: CodeRequest) -> Result<CodeRequestOutcome> {
-        write_tx!(self, keys [req.email.as_str(), req.ip_key.as_str()], |db| writes::request_code(db, &req))
+        write_tx!(self, keys & req.lock_keys(), |db| writes::request_code(
+            db, &req
+        ))
     }
 
     /// Counts the guess, then compares it with the stored hash; a match
     /// consumes the code. All in one transaction, so one right code wins once.
     pub async fn check_code(&self, guess: CodeGuess) -> Result<CodeCheck> {
-        write_tx!(self, keys[guess.email.as_str()], |db| writes::check_code(
-            db, &guess
-        ))
+        write_tx!(
+            self,
+            keys & [guess.email.as_str()],
+            |db| writes::check_code(db, &guess)
+        )
     }
 
     /// `check_code` for a login code and, when it is right, the account and a
@@ -357,14 +372,17 @@ impl Storage {
         guess: CodeGuess,
         session: NewSession,
     ) -> Result<(CodeCheck, Option<User>)> {
-        write_tx!(self, keys[guess.email.as_str()], |db| {
+        write_tx!(self, keys & [guess.email.as_str()], |db| {
             writes::login_with_code(db, &guess, &session)
         })
     }
 
     pub async fn clear_failures(&self, email: &EmailAddress) -> Result<()> {
         let email = email.clone();
-        write_tx!(self, keys [], |db| writes::clear_failures(db, email.as_str()))
+        write_tx!(self, keys & [], |db| writes::clear_failures(
+            db,
+            email.as_str()
+        ))
     }
 
     /// `None` when the address is taken.
@@ -375,7 +393,12 @@ impl Storage {
         now: i64,
     ) -> Result<Option<User>> {
         let (email, hash) = (email.clone(), password_hash.to_string());
-        write_tx!(self, keys [], |db| writes::create_user(db, email.as_str(), &hash, now))
+        write_tx!(self, keys & [], |db| writes::create_user(
+            db,
+            email.as_str(),
+            &hash,
+            now
+        ))
     }
 
     pub async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>> {
@@ -391,11 +414,15 @@ impl Storage {
         now: i64,
     ) -> Result<()> {
         let hash = password_hash.to_string();
-        write_tx!(self, keys [], |db| writes::reset_password(db, user_id, &hash, &notice, now))
+        write_tx!(self, keys & [], |db| writes::reset_password(
+            db, user_id, &hash, &notice, now
+        ))
     }
 
     pub async fn create_session(&self, user_id: i64, session: NewSession) -> Result<()> {
-        write_tx!(self, keys [], |db| writes::create_session(db, user_id, &session))
+        write_tx!(self, keys & [], |db| writes::create_session(
+            db, user_id, &session
+        ))
     }
 
     pub async fn session_user(&self, token_hash: &[u8], now: i64) -> Result<Option<User>> {
@@ -404,11 +431,14 @@ impl Storage {
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<bool> {
         let token_hash = token_hash.to_vec();
-        write_tx!(self, keys [], |db| writes::delete_session(db, &token_hash))
+        write_tx!(self, keys & [], |db| writes::delete_session(
+            db,
+            &token_hash
+        ))
     }
 
     pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
-        write_tx!(self, keys [], |db| writes::insert_message(db, &msg, now))
+        write_tx!(self, keys & [], |db| writes::insert_message(db, &msg, now))
     }
 
     /// Claims up to `limit` due messages (queued and due, or sending with an
@@ -423,12 +453,18 @@ impl Storage {
             Backend::Sqlite { .. } => sqlite::CLAIM_DUE,
             Backend::Postgres(_) => postgres::CLAIM_DUE,
         };
-        write_tx!(self, keys [], |db| writes::claim_due_messages(db, claim, now, lease_until, limit))
+        write_tx!(self, keys & [], |db| writes::claim_due_messages(
+            db,
+            claim,
+            now,
+            lease_until,
+            limit
+        ))
     }
 
     /// Records how delivery tries ended, all in one transaction.
     pub async fn record_outcomes(&self, finished: Vec<Finished>) -> Result<()> {
-        write_tx!(self, keys [], |db| writes::record_outcomes(db, &finished))
+        write_tx!(self, keys & [], |db| writes::record_outcomes(db, &finished))
     }
 
     /// When the next queued message falls due (or a lease runs out).
@@ -445,7 +481,9 @@ impl Storage {
     }
 
     pub async fn deliver_to_dev_mailbox(&self, id: i64, mail: DevMail) -> Result<()> {
-        write_tx!(self, keys [], |db| writes::deliver_to_dev_mailbox(db, id, &mail))
+        write_tx!(self, keys & [], |db| writes::deliver_to_dev_mailbox(
+            db, id, &mail
+        ))
     }
 
     pub async fn dev_mailbox(&self, limit: i64) -> Result<Vec<DevMail>> {
@@ -455,6 +493,6 @@ impl Storage {
     /// Deletes what no rule can need any more: old requests, dead codes and
     /// sessions, finished mail older than `retention_secs`.
     pub async fn prune(&self, now: i64, retention_secs: i64) -> Result<()> {
-        write_tx!(self, keys [], |db| writes::prune(db, now, retention_secs))
+        write_tx!(self, keys & [], |db| writes::prune(db, now, retention_secs))
     }
 }
