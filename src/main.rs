@@ -30,6 +30,13 @@ fn main() -> ExitCode {
         .env_file
         .clone()
         .or_else(|| Some(std::path::PathBuf::from(".env")).filter(|p| p.exists()));
+    if !matches!(cli.command, None | Some(Command::Serve)) {
+        // The one-shot commands print for people and pipes: `authmail doctor | head`
+        // should end quietly when the reader goes, as other Unix tools do,
+        // not panic on a failed print. (`serve` keeps Rust's default.)
+        // SAFETY: resetting a signal's disposition to its default touches no memory.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {

@@ -256,3 +256,50 @@ async fn with_smtp_configured_the_dev_mailbox_is_gone() {
         assert_eq!((r.status, r.error_code()), (404, "not_found"), "{path}");
     }
 }
+
+/// `authmail doctor | head -1`: the reader goes after one line, and doctor
+/// ends quietly (by SIGPIPE, as other tools do) instead of panicking.
+#[test]
+fn a_closed_pipe_ends_doctor_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A server that takes the connection and never greets: doctor waits out
+    // SMTP_TIMEOUT_SECS, so its next line comes well after the reader is gone.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let mut child = Command::new(bin())
+        .arg("doctor")
+        .current_dir(dir.path())
+        .env_clear()
+        .envs([
+            ("SMTP_SERVER", "127.0.0.1"),
+            ("SMTP_PORT", port.as_str()),
+            ("SMTP_FROM", "a@example.com"),
+            ("SMTP_SECURITY", "none"),
+            ("SMTP_TIMEOUT_SECS", "1"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run authmail");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader is gone now; the next line doctor prints hits the closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigpipe()),
+        "{:?}",
+        out.status
+    );
+}
+
+fn libc_sigpipe() -> i32 {
+    13 // SIGPIPE on Linux
+}

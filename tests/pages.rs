@@ -192,6 +192,12 @@ async fn account_without_a_session_redirects_to_login() {
         !b.jar.contains_key("authmail_session"),
         "stale cookie cleared"
     );
+    b.jar.insert("authmail_session".into(), "0".repeat(64));
+    let login = b.get("/login", &[]).await;
+    assert_eq!(
+        login.status, 200,
+        "a stale cookie still gets the sign-in form"
+    );
     let root = b.get("/", &[]).await;
     assert_eq!((root.status, root.location()), (303, "/account"));
 }
@@ -280,6 +286,14 @@ async fn the_session_cookie_holds_an_api_token() {
     let account = b.get("/account", &[]).await;
     assert_eq!(account.status, 200);
     assert!(account.body.contains("cookie@example.com"));
+    for signed_in in ["/login", "/login?mode=code"] {
+        let page = b.get(signed_in, &[]).await;
+        assert_eq!(
+            (page.status, page.location()),
+            (303, "/account"),
+            "{signed_in}"
+        );
+    }
     let page = b.post("/logout", &[("csrf", &csrf)], &[]).await;
     assert_eq!((page.status, page.location()), (303, "/login?signed_out=1"));
     assert_eq!(app.me(&token).await.status, 401, "sign-out ends the token");

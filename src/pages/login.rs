@@ -2,7 +2,7 @@
 
 use axum::extract::{Form, RawQuery};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::{context, Value};
 
 use super::errors::{Errors, Field};
@@ -12,6 +12,13 @@ use super::view::Page;
 use crate::domain::{EmailAddress, Password};
 
 pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {
+    // Already signed in: the account, not a second sign-in. (A stale cookie
+    // still gets the form.)
+    if let Some(token) = page.session.as_deref() {
+        if page.state.accounts.user_for_token(token).await.is_ok() {
+            return Redirect::to("/account").into_response();
+        }
+    }
     let query = query.as_deref();
     if query_param(query, "mode") == Some("code") {
         return flows::login_code_page(&page);
