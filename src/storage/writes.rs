@@ -6,8 +6,8 @@
 use super::exec::{args, Exec};
 use super::*;
 
-const LOCKED_UNTIL: &str =
-    "SELECT locked_until FROM failures WHERE email = $1 AND locked_until > $2";
+/// The address's failure record, if any: its lock's end, 0 when not locked.
+const FAILURES: &str = "SELECT COALESCE(locked_until, 0) FROM failures WHERE email = $1";
 const LAST_REQUEST: &str = "SELECT MAX(at) FROM code_requests WHERE email = $1 AND purpose = $2";
 /// The `limit`-th newest request in the window, if there are that many.
 const WINDOW_EMAIL: &str =
@@ -15,9 +15,22 @@ const WINDOW_EMAIL: &str =
 const WINDOW_IP: &str =
     "SELECT at FROM code_requests WHERE ip = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
 
-async fn lock_retry_after(db: &mut impl Exec, email: &str, now: i64) -> Result<Option<i64>> {
-    let until = db.int(LOCKED_UNTIL, args![email, now]).await?;
-    Ok(until.map(|u| u - now))
+/// What the failure record says: no record, one without a live lock, or
+/// the seconds left on the lock.
+enum Failures {
+    None,
+    Counted,
+    Locked { retry_after: i64 },
+}
+
+async fn failures(db: &mut impl Exec, email: &str, now: i64) -> Result<Failures> {
+    Ok(match db.int(FAILURES, args![email]).await? {
+        None => Failures::None,
+        Some(until) if until > now => Failures::Locked {
+            retry_after: until - now,
+        },
+        Some(_) => Failures::Counted,
+    })
 }
 
 /// Seconds until the `limit`-th newest request in the window leaves it, if
@@ -42,7 +55,7 @@ pub(super) async fn request_code(
 ) -> Result<CodeRequestOutcome> {
     let email = req.email.as_str();
     let purpose = req.purpose.as_str();
-    if let Some(retry_after) = lock_retry_after(db, email, req.now).await? {
+    if let Failures::Locked { retry_after } = failures(db, email, req.now).await? {
         return Ok(CodeRequestOutcome::Locked { retry_after });
     }
     let mut waits = Vec::new();
@@ -83,7 +96,8 @@ pub(super) async fn request_code(
 
 pub(super) async fn check_code(db: &mut impl Exec, guess: &CodeGuess) -> Result<CodeCheck> {
     let (email, purpose, now) = (guess.email.as_str(), guess.purpose.as_str(), guess.now);
-    if let Some(retry_after) = lock_retry_after(db, email, now).await? {
+    let record = failures(db, email, now).await?;
+    if let Failures::Locked { retry_after } = record {
         return Ok(CodeCheck::Locked { retry_after });
     }
     // The guess is counted before it is compared, so no number of parallel
@@ -118,7 +132,9 @@ pub(super) async fn check_code(db: &mut impl Exec, guess: &CodeGuess) -> Result<
         args![email, purpose],
     )
     .await?;
-    clear_failures(db, email).await?;
+    if !matches!(record, Failures::None) {
+        clear_failures(db, email).await?;
+    }
     Ok(CodeCheck::Valid)
 }
 
