@@ -496,3 +496,29 @@ impl Storage {
         write_tx!(self, keys & [], |db| writes::prune(db, now, retention_secs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guess_matches_only_its_whole_hash() {
+        let guess = CodeGuess {
+            email: EmailAddress::parse("a@example.com").unwrap(),
+            purpose: Purpose::Login,
+            now: 0,
+            limits: GuessLimits {
+                max_attempts: 5,
+                max_failures: 0,
+                lock_secs: 0,
+            },
+            hash: [7; 32],
+        };
+        assert!(guess.matches(&[7; 32]));
+        assert!(!guess.matches(&[7; 31]), "a prefix is not a match");
+        assert!(!guess.matches(&[[7; 32].as_slice(), &[0]].concat()));
+        let mut other = [7; 32];
+        other[31] = 8;
+        assert!(!guess.matches(&other));
+    }
+}
