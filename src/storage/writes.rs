@@ -3,7 +3,7 @@
 //! advisory locks on the keys it decides, on SQLite inside the writer
 //! thread's batch (one writer at a time, so the reads here see a stable state).
 
-use super::exec::{args, Exec};
+use super::exec::{args, Arg, Exec};
 use super::*;
 
 /// The address's failure record, if any: its lock's end, 0 when not locked.
@@ -321,11 +321,54 @@ impl Finished {
     }
 }
 
+/// Sent messages go in statements of `SENT_CHUNK` rows each (on PostgreSQL
+/// every statement is a round trip, one per mail before); the rest row by row.
 pub(super) async fn record_outcomes(db: &mut impl Exec, finished: &[Finished]) -> Result<()> {
-    for f in finished {
+    let (sent, others): (Vec<&Finished>, Vec<&Finished>) = finished
+        .iter()
+        .partition(|f| matches!(f.outcome, Outcome::Sent { .. }));
+    let mut chunks = sent.chunks_exact(SENT_CHUNK);
+    for chunk in &mut chunks {
+        let mut args = Vec::with_capacity(3 * SENT_CHUNK);
+        for f in chunk {
+            if let Outcome::Sent { reply } = &f.outcome {
+                args.extend([Arg::Int(f.id), Arg::Text(reply), Arg::Int(f.at)]);
+            }
+        }
+        db.execute(sent_chunk_sql(), &args).await?;
+    }
+    for f in chunks.remainder().iter().chain(&others) {
         record_outcome(db, f.id, &f.outcome, f.at).await?;
     }
     Ok(())
+}
+
+const SENT_CHUNK: usize = 32;
+
+/// `SENT_CHUNK` sent messages in one UPDATE … FROM (VALUES …), which both
+/// databases take (SQLite since 3.33); the casts tell PostgreSQL the types.
+fn sent_chunk_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let rows: Vec<String> = (0..SENT_CHUNK)
+            .map(|i| {
+                let n = 3 * i;
+                format!(
+                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT))",
+                    n + 1,
+                    n + 2,
+                    n + 3
+                )
+            })
+            .collect();
+        format!(
+            "WITH done (id, reply, sent) AS (VALUES {})
+             UPDATE outbox SET status = 'sent', sent_at = done.sent, last_reply = done.reply,
+                 payload = NULL, lease_until = NULL
+             FROM done WHERE outbox.id = done.id",
+            rows.join(", ")
+        )
+    })
 }
 
 async fn record_outcome(db: &mut impl Exec, id: i64, outcome: &Outcome, now: i64) -> Result<()> {
@@ -408,4 +451,74 @@ pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> 
         db.execute(sql, args![before]).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::exec::{run_now, SyncConn};
+
+    fn outbox_db() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_initial.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/sqlite/0002_outbox_due_order.sql"
+        ))
+        .unwrap();
+        for i in 1..=40 {
+            conn.execute(
+                "INSERT INTO outbox (message_id, recipient, kind, lang, payload, status, next_attempt_at, expires_at, created_at)
+                 VALUES (?1, 'a@example.com', 'register', 'en', '123456', 'sending', 0, 9999, 0)",
+                [format!("<{i}@test>")],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    /// id, status, sent_at, last_reply, payload
+    type Row = (i64, String, Option<i64>, Option<String>, Option<String>);
+
+    #[test]
+    fn outcomes_are_recorded_whole_in_chunks_and_row_by_row() {
+        let conn = outbox_db();
+        // 39 sent (one chunk of 32 and 7 left over) and one to retry.
+        let mut finished: Vec<Finished> = (1..=39)
+            .map(|id| Finished {
+                id,
+                outcome: Outcome::Sent {
+                    reply: format!("250 ok {id}"),
+                },
+                at: 1000 + id,
+            })
+            .collect();
+        finished.push(Finished {
+            id: 40,
+            outcome: Outcome::Retry {
+                error: "451 later".into(),
+                next_attempt_at: 5000,
+            },
+            at: 1040,
+        });
+        run_now(record_outcomes(&mut SyncConn(&conn), &finished)).unwrap();
+        let rows: Vec<Row> = conn
+            .prepare("SELECT id, status, sent_at, last_reply, payload FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for (id, status, sent_at, reply, payload) in &rows[..39] {
+            assert_eq!(status, "sent", "row {id}");
+            assert_eq!(*sent_at, Some(1000 + id));
+            assert_eq!(reply.as_deref(), Some(format!("250 ok {id}").as_str()));
+            assert_eq!(*payload, None, "the code goes once the mail is final");
+        }
+        let (_, status, sent_at, _, payload) = &rows[39];
+        assert_eq!((status.as_str(), *sent_at), ("queued", None));
+        assert_eq!(payload.as_deref(), Some("123456"));
+    }
 }
