@@ -4,11 +4,11 @@ its email-OTP plugin on SQLite through better-sqlite3, mail through a pooled
 nodemailer transport) measured the way bench.py measures authmail:
 
 - send: POST /api/auth/email-otp/send-verification-otp for a new address on
-  every request (bench/lua/peer_send.lua, the address pattern of
-  send_code.lua), each mailing a code to the same smtp-sink;
+  every request (bench/lua/send_code.lua with Better Auth's fields, the same
+  address pattern), each mailing a code to the same smtp-sink;
 - verify: POST /api/auth/sign-in/email-otp with right codes prepared
-  beforehand, for accounts that already exist (bench/lua/peer_verify.lua, like
-  login_code.lua): the rows are written straight into the peer's SQLite file,
+  beforehand, for accounts that already exist (bench/lua/login_code.lua, its
+  code field named "otp"): the rows are written straight into the peer's SQLite file,
   in the form the plugin stores them (identifier "sign-in-otp-<email>", value
   "<otp>:<attempts>", storeOTP "plain", its default).
 
@@ -154,7 +154,7 @@ def peer_run(tag, pairs=60000):
     s = peer.drain()
     assert s["sent"] == 1 and s["failed"] == 0, s
 
-    send, _ = bench.wrk(send_url, "peer_send.lua", env={"BENCH_TAG": f"p{tag}"})
+    send, _ = bench.wrk(send_url, "send_code.lua", env={"BENCH_TAG": f"p{tag}", "BENCH_FIELDS": '"type":"sign-in"'})
     s = peer.drain()  # let the mail of the send finish first, as bench.main() does for authmail
     assert s["failed"] == 0, s
     assert s["sent"] == s["queued"] >= send * duration_secs(bench.DURATION) * 0.95, (s, send)
@@ -172,7 +172,7 @@ def peer_run(tag, pairs=60000):
     assert status == 200 and body["token"] and body["user"]["email"] == email, (status, body)
 
     pairs_path = prepare_sign_in_codes(peer.db, pairs, f"p{tag}")
-    verify, _ = bench.wrk(verify_url, "peer_verify.lua", env={"BENCH_PAIRS": pairs_path})
+    verify, _ = bench.wrk(verify_url, "login_code.lua", env={"BENCH_PAIRS": pairs_path, "BENCH_CODE_FIELD": "otp"})
 
     peer.stop()
     sink.stop()
