@@ -29,7 +29,7 @@ POSTFIX = os.environ.get("POSTFIX_DIR", os.path.join(ROOT, "target", "bench-tool
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DURATION = os.environ.get("BENCH_DURATION", "5s")
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
-ADMIN = "bench-admin-token"
+ADMIN = "bench-admin-token-0123456789abcdef"
 
 
 STARTED = []

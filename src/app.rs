@@ -13,6 +13,7 @@ use crate::accounts::Accounts;
 use crate::api::{self, AppState};
 use crate::codes::Codes;
 use crate::config::Settings;
+use crate::domain::Lang;
 use crate::keys::Keys;
 use crate::mail::outbox::{RetryPolicy, Sink, Worker};
 use crate::mail::templates::Templates;
@@ -21,7 +22,7 @@ use crate::storage::Storage;
 
 /// Opens the database (creating and migrating it) and settles the secret key.
 pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Keys)> {
-    let storage = Storage::open(&settings.database_url, &settings.database)
+    let storage = Storage::open(settings.database_url.expose(), &settings.database)
         .await
         .with_context(|| format!("cannot open the database {}", settings.database_url))?;
     storage
@@ -44,7 +45,7 @@ pub fn message_domain(settings: &Settings) -> String {
     )
 }
 
-pub async fn serve(settings: Settings, templates: Templates) -> anyhow::Result<()> {
+pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyhow::Result<()> {
     let settings = Arc::new(settings);
     let started = std::time::Instant::now();
     crate::metrics::install();
@@ -77,7 +78,7 @@ pub async fn serve(settings: Settings, templates: Templates) -> anyhow::Result<(
         accounts,
         outbox_wake: Arc::clone(&wake),
     };
-    announce(&settings, started);
+    announce(&settings, listener.local_addr()?, lang, started);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let pruner = tokio::spawn(prune_forever(
@@ -120,7 +121,8 @@ fn build_worker(
     storage: Storage,
     templates: Templates,
 ) -> anyhow::Result<Worker> {
-    let (sink, concurrency, lease_secs) = match &settings.smtp {
+    let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
+    let (sink, concurrency, lease_secs) = match smtp {
         Some(smtp) => {
             let sender = SmtpSender::new(smtp).context("cannot set up the SMTP transport")?;
             // The lease outlives the longest possible send, so a live worker never
@@ -143,30 +145,36 @@ fn build_worker(
         code_ttl_secs: settings.codes.ttl_secs,
         public_url: settings.public_url.clone(),
         lang: settings.mail_lang,
-        alerts: crate::mail::alert::Alerts::new(&settings.alert, storage),
+        alerts: crate::mail::alert::Alerts::new(&settings.alert, storage)?,
     })
 }
 
-fn announce(settings: &Settings, started: std::time::Instant) {
+/// The start-up lines, in the CLI's language: where it listens (the address
+/// actually bound), the public address, the database, and where mail goes.
+fn announce(settings: &Settings, bound: SocketAddr, lang: Lang, started: std::time::Instant) {
     let url = &settings.public_url;
-    tracing::info!(bind = %settings.bind, database = %redact_url(&settings.database_url), ready_ms = started.elapsed().as_millis() as u64, "authmail listening on {url}");
-    match &settings.smtp {
-        None => tracing::info!(
-            "mail is in dev mode: no SMTP_SERVER is set, so mail is not sent but kept in the dev mailbox at {url}/dev/mailbox"
-        ),
-        Some(s) => tracing::info!(server = %s.server, port = s.port, security = s.security.as_str(), user = ?s.user, "mail goes out over SMTP"),
-    }
-}
-
-/// A database URL without its password, for logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+    let database = &settings.database_url;
+    let ready_ms = started.elapsed().as_millis() as u64;
+    match lang {
+        Lang::ZhCn => {
+            tracing::info!(%bound, public_url = %url, %database, ready_ms, "authmail 正在监听 {bound}，对外地址 {url}")
         }
-        _ => url.to_string(),
+        Lang::En => {
+            tracing::info!(%bound, public_url = %url, %database, ready_ms, "authmail listening on {bound}, public address {url}")
+        }
+    }
+    let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
+    let Some(s) = smtp else {
+        return match lang {
+            Lang::ZhCn => tracing::info!("邮件处于开发模式：不会真正发送，而是存入开发邮箱 {url}/dev/mailbox"),
+            Lang::En => tracing::info!("mail is in dev mode: nothing is sent, mail is kept in the dev mailbox at {url}/dev/mailbox"),
+        };
+    };
+    let server = format!("{}:{} ({})", s.server, s.port, s.security.as_str());
+    let user = s.user.as_deref().unwrap_or("-");
+    match lang {
+        Lang::ZhCn => tracing::info!(%server, user, "邮件经 SMTP 发出：{server}，用户 {user}"),
+        Lang::En => tracing::info!(%server, user, "mail goes out over SMTP: {server}, user {user}"),
     }
 }
 

@@ -11,18 +11,90 @@ use secrecy::SecretString;
 
 use crate::domain::{EmailAddress, Lang};
 
-/// A setting that failed validation; its `Display` is the one line printed before exit 2.
+mod names;
+pub use names::SETTINGS;
+
+/// A setting that failed validation; `render` is the one line printed before
+/// exit 2, in the CLI's language (`Display` is the English one, for logs and tests).
 #[derive(Debug, thiserror::Error)]
-#[error("{name}: {problem}")]
+#[error("{}", self.render(Lang::En))]
 pub struct ConfigError {
-    pub name: &'static str,
-    pub problem: String,
+    pub name: String,
+    pub problem: Problem,
 }
 
-fn bad(name: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
+/// What is wrong with a setting, worded in either language.
+#[derive(Debug)]
+pub enum Problem {
+    NotANumber {
+        raw: String,
+    },
+    OutOfRange {
+        value: String,
+        low: String,
+        high: String,
+    },
+    NotOneOf {
+        raw: String,
+        expected: &'static str,
+    },
+    /// A name in the env file that no setting has.
+    NotASetting {
+        nearest: Option<&'static str>,
+    },
+    Text {
+        en: String,
+        zh: String,
+    },
+}
+
+impl ConfigError {
+    pub fn render(&self, lang: Lang) -> String {
+        format!("{}: {}", self.name, self.problem.render(lang))
+    }
+}
+
+impl Problem {
+    fn render(&self, lang: Lang) -> String {
+        let zh = lang == Lang::ZhCn;
+        match self {
+            Self::NotANumber { raw } if zh => format!("{raw:?} 不是数字"),
+            Self::NotANumber { raw } => format!("{raw:?} is not a number"),
+            Self::OutOfRange { value, low, high } if zh => {
+                format!("{value} 超出范围（{low}–{high}）")
+            }
+            Self::OutOfRange { value, low, high } => {
+                format!("{value} is out of range ({low}–{high})")
+            }
+            Self::NotOneOf { raw, expected } if zh => format!("{raw:?} 不是以下之一：{expected}"),
+            Self::NotOneOf { raw, expected } => format!("{raw:?} is not one of {expected}"),
+            Self::NotASetting { nearest: Some(n) } if zh => {
+                format!("不是 authmail 的设置（是否想写 {n}？）")
+            }
+            Self::NotASetting { nearest: Some(n) } => format!("not a setting (did you mean {n}?)"),
+            Self::NotASetting { nearest: None } if zh => "不是 authmail 的设置".into(),
+            Self::NotASetting { nearest: None } => "not a setting".into(),
+            Self::Text { zh: text, .. } if zh => text.clone(),
+            Self::Text { en, .. } => en.clone(),
+        }
+    }
+}
+
+/// A problem worded in English and Chinese.
+fn bad(name: &str, en: impl Into<String>, zh: impl Into<String>) -> ConfigError {
+    problem(
         name,
-        problem: problem.into(),
+        Problem::Text {
+            en: en.into(),
+            zh: zh.into(),
+        },
+    )
+}
+
+fn problem(name: &str, problem: Problem) -> ConfigError {
+    ConfigError {
+        name: name.to_string(),
+        problem,
     }
 }
 
@@ -119,6 +191,8 @@ impl Provider {
 #[derive(Debug)]
 pub struct SmtpSettings {
     pub server: String,
+    /// The server came from `SMTP_PROVIDER`'s preset, not from `SMTP_SERVER`.
+    pub server_from_preset: bool,
     pub port: u16,
     pub security: Security,
     pub user: Option<String>,
@@ -162,11 +236,60 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether mail goes to the dev mailbox instead of SMTP (`DEV_MAILBOX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevMailbox {
+    /// Dev mode only with no SMTP server and a loopback `BIND`.
+    Auto,
+    On,
+    Off,
+}
+
+/// `DATABASE_URL`, which may hold a password: shown (`Debug`, `Display`) with
+/// the password masked, so no log line or debug print of the settings leaks it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The file of a `sqlite:` URL (`sqlite://rel.db`, `sqlite:///abs.db`, options after `?`).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.0.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        Some(PathBuf::from(path))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &self.0;
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let user = url[scheme + 3..at].split(':').next().unwrap_or("");
+                write!(f, "{}{user}:***{}", &url[..scheme + 3], &url[at..])
+            }
+            _ => f.write_str(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
 #[derive(Debug)]
 pub struct Settings {
-    /// `None`: no SMTP configured, mail goes to the dev mailbox.
+    /// The SMTP server, when one is configured (even in dev mode, for `doctor`).
     pub smtp: Option<SmtpSettings>,
-    pub database_url: String,
+    /// Mail goes to the dev mailbox, never to SMTP.
+    pub dev_mailbox: bool,
+    pub database_url: DatabaseUrl,
     pub database: crate::storage::PoolSettings,
     /// How long sent and failed mail stays in the outbox before it is pruned.
     pub retention_secs: i64,
@@ -183,11 +306,19 @@ pub struct Settings {
     pub retry_max_secs: u64,
     pub alert: AlertSettings,
     pub log_format: LogFormat,
+    /// Lines to print as warnings at start (a likely typo in the environment,
+    /// the dev mailbox on a public address).
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Where settings come from: the process environment over the env file.
 pub struct Source {
     vars: HashMap<String, String>,
+    /// Names the env file set: every one must be a setting.
+    from_file: Vec<String>,
+    /// Every name looked up, so a test can check `SETTINGS` is complete.
+    #[cfg(test)]
+    asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Source {
@@ -196,30 +327,63 @@ impl Source {
         let mut vars = HashMap::new();
         let path = match env_file {
             Some(p) if !p.exists() => {
-                return Err(bad("--env-file", format!("{} does not exist", p.display())))
+                return Err(bad(
+                    "--env-file",
+                    format!("{} does not exist", p.display()),
+                    format!("{} 不存在", p.display()),
+                ))
             }
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from(".env")).filter(|p| p.exists()),
         };
+        let mut from_file = Vec::new();
         if let Some(path) = path {
-            let iter = dotenvy::from_path_iter(&path)
-                .map_err(|e| bad("--env-file", format!("{}: {e}", path.display())))?;
-            for item in iter {
-                let (k, v) =
-                    item.map_err(|e| bad("--env-file", format!("{}: {e}", path.display())))?;
+            let unreadable = |e: dotenvy::Error| {
+                let shown = path.display();
+                bad(
+                    "--env-file",
+                    format!("{shown}: {e}"),
+                    format!("{shown}：{e}"),
+                )
+            };
+            for item in dotenvy::from_path_iter(&path).map_err(unreadable)? {
+                let (k, v) = item.map_err(unreadable)?;
+                from_file.push(k.clone());
                 vars.insert(k, v);
             }
         }
         vars.extend(std::env::vars());
-        Ok(Self { vars })
+        Ok(Self::new(vars, from_file))
+    }
+
+    fn new(vars: HashMap<String, String>, from_file: Vec<String>) -> Self {
+        Self {
+            vars,
+            from_file,
+            #[cfg(test)]
+            asked: Default::default(),
+        }
     }
 
     pub fn from_map(vars: HashMap<String, String>) -> Self {
-        Self { vars }
+        Self::new(vars, Vec::new())
+    }
+
+    /// As if `vars` had been read from an env file (for tests of the name check).
+    pub fn from_env_file_map(vars: HashMap<String, String>) -> Self {
+        let from_file = vars.keys().cloned().collect();
+        Self::new(vars, from_file)
+    }
+
+    /// `MAIL_LANG` as given, for wording errors before the settings are whole.
+    pub fn mail_lang(&self) -> Option<Lang> {
+        self.get("MAIL_LANG").and_then(Lang::parse)
     }
 
     /// A set, non-empty value (an empty assignment in `.env` means unset).
     fn get(&self, name: &str) -> Option<&str> {
+        #[cfg(test)]
+        self.asked.borrow_mut().insert(name.to_string());
         self.vars
             .get(name)
             .map(|s| s.trim())
@@ -238,14 +402,31 @@ impl Source {
         let Some(raw) = self.get(name) else {
             return Ok(default);
         };
-        let v: T = raw
-            .parse()
-            .map_err(|_| bad(name, format!("{raw:?} is not a number")))?;
-        if !range.contains(&v) {
-            return Err(bad(
+        let out_of_range = || {
+            problem(
                 name,
-                format!("{v} is out of range ({}–{})", range.start(), range.end()),
-            ));
+                Problem::OutOfRange {
+                    value: raw.to_string(),
+                    low: range.start().to_string(),
+                    high: range.end().to_string(),
+                },
+            )
+        };
+        let v: T = match raw.parse() {
+            Ok(v) => v,
+            // A number too big for the type (SMTP_PORT=70000) is out of range, not "not a number".
+            Err(_) if is_integer(raw) => return Err(out_of_range()),
+            Err(_) => {
+                return Err(problem(
+                    name,
+                    Problem::NotANumber {
+                        raw: raw.to_string(),
+                    },
+                ))
+            }
+        };
+        if !range.contains(&v) {
+            return Err(out_of_range());
         }
         Ok(v)
     }
@@ -254,24 +435,39 @@ impl Source {
         &self,
         name: &'static str,
         parse: impl Fn(&str) -> Option<T>,
-        expected: &str,
+        expected: &'static str,
     ) -> Result<Option<T>, ConfigError> {
         self.get(name)
             .map(|raw| {
-                parse(raw).ok_or_else(|| bad(name, format!("{raw:?} is not one of {expected}")))
+                parse(raw).ok_or_else(|| {
+                    problem(
+                        name,
+                        Problem::NotOneOf {
+                            raw: raw.to_string(),
+                            expected,
+                        },
+                    )
+                })
             })
             .transpose()
     }
 }
 
+fn is_integer(raw: &str) -> bool {
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Settings {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        names::check_env_file(&src.from_file)?;
         let bind: SocketAddr = match src.get("BIND") {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
             Some(raw) => raw.parse().map_err(|_| {
                 bad(
                     "BIND",
                     format!("{raw:?} is not an address like 127.0.0.1:8080"),
+                    format!("{raw:?} 不是 127.0.0.1:8080 这样的地址"),
                 )
             })?,
         };
@@ -284,6 +480,7 @@ impl Settings {
                 return Err(bad(
                     "PUBLIC_URL",
                     format!("{raw:?} must start with http:// or https://"),
+                    format!("{raw:?} 必须以 http:// 或 https:// 开头"),
                 ))
             }
         };
@@ -293,10 +490,18 @@ impl Settings {
         let retry_base_secs = src.num("RETRY_BASE_SECS", 5, 1..=86_400)?;
         let retry_max_secs = src.num("RETRY_MAX_SECS", 300, 1..=86_400)?;
         if retry_max_secs < retry_base_secs {
-            return Err(bad("RETRY_MAX_SECS", "must not be below RETRY_BASE_SECS"));
+            return Err(bad(
+                "RETRY_MAX_SECS",
+                "must not be below RETRY_BASE_SECS",
+                "不能小于 RETRY_BASE_SECS",
+            ));
         }
+        let smtp = smtp_settings(src)?;
+        let mut warnings = names::unknown_in_environment(src.vars.keys());
+        let dev_mailbox = dev_mailbox(src, smtp.is_some(), bind, &public_url, &mut warnings)?;
         Ok(Self {
-            smtp: smtp_settings(src)?,
+            smtp,
+            dev_mailbox,
             database_url: database_url(src)?,
             database: crate::storage::PoolSettings {
                 max_connections: src.num("DATABASE_POOL_SIZE", 10, 1..=1000)?,
@@ -305,10 +510,8 @@ impl Settings {
             retention_secs: src.num("RETENTION_DAYS", 30, 1..=3650)? * 86_400,
             bind,
             public_url,
-            secret_key: secret_key(src)?,
-            admin_token: src
-                .get("ADMIN_TOKEN")
-                .map(|t| SecretString::from(t.to_string())),
+            secret_key: secret("SECRET_KEY", src)?,
+            admin_token: secret("ADMIN_TOKEN", src)?,
             codes: CodePolicy {
                 ttl_secs: src.num("CODE_TTL_SECS", 300, 30..=86_400)?,
                 length: src.num("CODE_LENGTH", 6, 4..=10)?,
@@ -343,12 +546,84 @@ impl Settings {
                     "pretty, json",
                 )?
                 .unwrap_or(LogFormat::Pretty),
+            warnings,
         })
     }
 
     pub fn dev_mailbox(&self) -> bool {
-        self.smtp.is_none()
+        self.dev_mailbox
     }
+}
+
+/// Decides dev mode. The dev mailbox shows every code to whoever can reach
+/// it, so `auto` only ever picks it on a loopback address, and a missing SMTP
+/// server anywhere else stops start-up instead of silently exposing codes.
+fn dev_mailbox(
+    src: &Source,
+    has_smtp: bool,
+    bind: SocketAddr,
+    public_url: &str,
+    warnings: &mut Vec<ConfigError>,
+) -> Result<bool, ConfigError> {
+    let mode = src
+        .parsed(
+            "DEV_MAILBOX",
+            |s| match s {
+                "auto" => Some(DevMailbox::Auto),
+                "on" => Some(DevMailbox::On),
+                "off" => Some(DevMailbox::Off),
+                _ => None,
+            },
+            "auto, on, off",
+        )?
+        .unwrap_or(DevMailbox::Auto);
+    let loopback = bind.ip().is_loopback();
+    let public = !loopback || !is_loopback_url(public_url);
+    match mode {
+        DevMailbox::On => {
+            if public {
+                warnings.push(bad(
+                    "DEV_MAILBOX",
+                    format!("on while the service is reachable as {public_url} ({bind}): anyone who can reach /dev/mailbox reads every code"),
+                    format!("已开启，而服务可通过 {public_url}（{bind}）访问：任何能访问 /dev/mailbox 的人都能读到所有验证码"),
+                ));
+            }
+            Ok(true)
+        }
+        _ if has_smtp => Ok(false),
+        DevMailbox::Off => Err(bad(
+            "SMTP_SERVER",
+            "not set (nor SMTP_PROVIDER) and DEV_MAILBOX=off: set the SMTP server to send mail",
+            "未设置（也没有 SMTP_PROVIDER），且 DEV_MAILBOX=off：请设置发信用的 SMTP 服务器",
+        )),
+        DevMailbox::Auto if !loopback => Err(bad(
+            "SMTP_SERVER",
+            format!("not set (nor SMTP_PROVIDER) while BIND={bind} is not a loopback address: the dev mailbox would show every code to anyone; set SMTP_SERVER or SMTP_PROVIDER (or DEV_MAILBOX=on to accept that)"),
+            format!("未设置（也没有 SMTP_PROVIDER），而 BIND={bind} 不是本机回环地址：开发邮箱会把验证码展示给任何人；请设置 SMTP_SERVER 或 SMTP_PROVIDER（确需如此可设 DEV_MAILBOX=on）"),
+        )),
+        DevMailbox::Auto => {
+            if public {
+                // Loopback behind a reverse proxy: still dev mode (as documented), but said loudly.
+                warnings.push(bad(
+                    "DEV_MAILBOX",
+                    format!("dev mode on a loopback BIND, but PUBLIC_URL is {public_url}: behind a reverse proxy the dev mailbox is public; set SMTP_SERVER or DEV_MAILBOX=off"),
+                    format!("BIND 为回环地址而启用开发模式，但 PUBLIC_URL 是 {public_url}：若在反向代理之后，开发邮箱就是公开的；请设置 SMTP_SERVER 或 DEV_MAILBOX=off"),
+                ));
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    is_loopback(host)
 }
 
 fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
@@ -372,7 +647,8 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
     };
     // Every value above is checked even in dev mode: a typo must not wait
     // until the day SMTP_SERVER is set to be noticed.
-    let Some(server) = src.get("SMTP_SERVER").or(preset.map(|p| p.0)) else {
+    let explicit_server = src.get("SMTP_SERVER");
+    let Some(server) = explicit_server.or(preset.map(|p| p.0)) else {
         return Ok(None);
     };
     if server.contains(|c: char| c.is_whitespace() || c == '/' || c == ':')
@@ -381,6 +657,7 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
         return Err(bad(
             "SMTP_SERVER",
             format!("{server:?} is not a host name (no scheme or port)"),
+            format!("{server:?} 不是主机名（不要带协议或端口）"),
         ));
     }
     // Explicit settings win; one given derives the other; neither: the preset, else 587 STARTTLS.
@@ -395,30 +672,64 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
         return Err(bad(
             "SMTP_SECURITY",
             "none would send the password in clear text to a server that is not on this machine",
+            "none 会把密码以明文发给不在本机的服务器",
         ));
     }
-    if password.is_some() && user.is_none() {
-        return Err(bad("SMTP_USER", "must be set when a password is set"));
+    match (&user, &password) {
+        (Some(_), None) => {
+            // Without this, every send fails at AUTH (and doctor once said "all steps passed").
+            return Err(bad(
+                "SMTP_PASSWORD",
+                "not set (nor SMTP_PASSWORD_FILE) while SMTP_USER is set: give the mailbox's password or authorisation code",
+                "未设置（也没有 SMTP_PASSWORD_FILE），而 SMTP_USER 已设置：请填写邮箱的密码或授权码",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "SMTP_USER",
+                "must be set when a password is set",
+                "设置了密码时必须设置",
+            ))
+        }
+        _ => {}
     }
     let from = match (src.get("SMTP_FROM"), &user) {
-        (Some(raw), _) => EmailAddress::parse(raw).map_err(|e| bad("SMTP_FROM", e.to_string()))?,
+        (Some(raw), _) => EmailAddress::parse(raw).map_err(|e| {
+            bad(
+                "SMTP_FROM",
+                e.to_string(),
+                format!("不是有效的邮箱地址：{e}"),
+            )
+        })?,
         (None, Some(u)) => EmailAddress::parse(u).map_err(|_| {
             bad(
                 "SMTP_FROM",
                 "must be set because SMTP_USER is not an email address",
+                "必须设置，因为 SMTP_USER 不是邮箱地址",
             )
         })?,
-        (None, None) => return Err(bad("SMTP_FROM", "must be set when SMTP_USER is not set")),
+        (None, None) => {
+            return Err(bad(
+                "SMTP_FROM",
+                "must be set when SMTP_USER is not set",
+                "未设置 SMTP_USER 时必须设置",
+            ))
+        }
     };
     let from_name = src.get("SMTP_FROM_NAME").map(str::to_string);
     if from_name
         .as_deref()
         .is_some_and(|n| n.chars().any(char::is_control))
     {
-        return Err(bad("SMTP_FROM_NAME", "must not contain control characters"));
+        return Err(bad(
+            "SMTP_FROM_NAME",
+            "must not contain control characters",
+            "不能包含控制字符",
+        ));
     }
     Ok(Some(SmtpSettings {
         server: server.to_string(),
+        server_from_preset: explicit_server.is_none(),
         port,
         security,
         user,
@@ -434,22 +745,32 @@ fn smtp_settings(src: &Source) -> Result<Option<SmtpSettings>, ConfigError> {
 
 fn smtp_password(src: &Source) -> Result<Option<SecretString>, ConfigError> {
     match (
-        src.vars.get("SMTP_PASSWORD").filter(|p| !p.is_empty()),
+        src.get("SMTP_PASSWORD").and(src.vars.get("SMTP_PASSWORD")),
         src.get("SMTP_PASSWORD_FILE"),
     ) {
         (Some(_), Some(_)) => Err(bad(
             "SMTP_PASSWORD_FILE",
             "set together with SMTP_PASSWORD; set only one",
+            "与 SMTP_PASSWORD 同时设置了；只能设置一个",
         )),
         // Not trimmed: a password may legitimately end in a space.
         (Some(p), None) => Ok(Some(SecretString::from(p.clone()))),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| bad("SMTP_PASSWORD_FILE", format!("cannot read {path}: {e}")))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                bad(
+                    "SMTP_PASSWORD_FILE",
+                    format!("cannot read {path}: {e}"),
+                    format!("无法读取 {path}：{e}"),
+                )
+            })?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text);
             if text.is_empty() {
-                return Err(bad("SMTP_PASSWORD_FILE", format!("{path} is empty")));
+                return Err(bad(
+                    "SMTP_PASSWORD_FILE",
+                    format!("{path} is empty"),
+                    format!("{path} 是空的"),
+                ));
             }
             Ok(Some(SecretString::from(text.to_string())))
         }
@@ -458,14 +779,20 @@ fn smtp_password(src: &Source) -> Result<Option<SecretString>, ConfigError> {
 }
 
 fn read_ca(path: &str) -> Result<Vec<u8>, ConfigError> {
-    let pem =
-        std::fs::read(path).map_err(|e| bad("SMTP_CA_FILE", format!("cannot read {path}: {e}")))?;
+    let pem = std::fs::read(path).map_err(|e| {
+        bad(
+            "SMTP_CA_FILE",
+            format!("cannot read {path}: {e}"),
+            format!("无法读取 {path}：{e}"),
+        )
+    })?;
     if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err()
         || !String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE")
     {
         return Err(bad(
             "SMTP_CA_FILE",
             format!("{path} holds no PEM certificate"),
+            format!("{path} 里没有 PEM 证书"),
         ));
     }
     Ok(pem)
@@ -476,15 +803,19 @@ fn is_loopback(host: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn database_url(src: &Source) -> Result<String, ConfigError> {
+fn database_url(src: &Source) -> Result<DatabaseUrl, ConfigError> {
     let url = src.get("DATABASE_URL").unwrap_or("sqlite://authmail.db");
+    let shown = DatabaseUrl(url.to_string());
     if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
         // SQLite writes go through a writer with a connection of its own,
         // which could not see a private in-memory database (nor would it last).
         return Err(bad(
             "DATABASE_URL",
             format!(
-                "{url:?} is an in-memory SQLite database; name a file, e.g. sqlite://authmail.db"
+                "{shown:?} is an in-memory SQLite database; name a file, e.g. sqlite://authmail.db"
+            ),
+            format!(
+                "{shown:?} 是内存中的 SQLite 数据库；请指定一个文件，例如 sqlite://authmail.db"
             ),
         ));
     }
@@ -492,18 +823,30 @@ fn database_url(src: &Source) -> Result<String, ConfigError> {
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://")
     {
-        Ok(url.to_string())
+        Ok(shown)
     } else {
         Err(bad(
             "DATABASE_URL",
-            format!("{url:?} must start with sqlite:// or postgres://"),
+            format!("\"{shown}\" must start with sqlite:// or postgres://"),
+            format!("\"{shown}\" 必须以 sqlite:// 或 postgres:// 开头"),
         ))
     }
 }
 
-fn secret_key(src: &Source) -> Result<Option<SecretString>, ConfigError> {
-    match src.get("SECRET_KEY") {
-        Some(k) if k.len() < 32 => Err(bad("SECRET_KEY", "must be at least 32 characters")),
+/// `SECRET_KEY` and `ADMIN_TOKEN`: at least 32 characters, so neither can be guessed.
+fn secret(name: &'static str, src: &Source) -> Result<Option<SecretString>, ConfigError> {
+    match src.get(name) {
+        Some(k) if k.chars().count() < 32 => Err(bad(
+            name,
+            format!(
+                "must be at least 32 characters (it has {}); for example: openssl rand -hex 32",
+                k.chars().count()
+            ),
+            format!(
+                "至少需要 32 个字符（现在是 {} 个）；例如：openssl rand -hex 32",
+                k.chars().count()
+            ),
+        )),
         k => Ok(k.map(|k| SecretString::from(k.to_string()))),
     }
 }
@@ -522,6 +865,7 @@ fn trusted_proxies(src: &Source) -> Result<Vec<IpNet>, ConfigError> {
                     bad(
                         "TRUSTED_PROXIES",
                         format!("{s:?} is not a CIDR like 10.0.0.0/8"),
+                        format!("{s:?} 不是 10.0.0.0/8 这样的 CIDR"),
                     )
                 })
         })
@@ -530,9 +874,11 @@ fn trusted_proxies(src: &Source) -> Result<Vec<IpNet>, ConfigError> {
 
 fn templates_dir(src: &Source) -> Result<Option<PathBuf>, ConfigError> {
     match src.get("TEMPLATES_DIR") {
-        Some(dir) if !Path::new(dir).is_dir() => {
-            Err(bad("TEMPLATES_DIR", format!("{dir} is not a directory")))
-        }
+        Some(dir) if !Path::new(dir).is_dir() => Err(bad(
+            "TEMPLATES_DIR",
+            format!("{dir} is not a directory"),
+            format!("{dir} 不是目录"),
+        )),
         dir => Ok(dir.map(PathBuf::from)),
     }
 }
@@ -542,6 +888,7 @@ fn webhook_url(src: &Source) -> Result<Option<String>, ConfigError> {
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => Err(bad(
             "ALERT_WEBHOOK_URL",
             format!("{u:?} must start with http:// or https://"),
+            format!("{u:?} 必须以 http:// 或 https:// 开头"),
         )),
         u => Ok(u.map(str::to_string)),
     }
@@ -559,8 +906,13 @@ mod tests {
         Settings::from_source(&Source::from_map(vars))
     }
 
+    /// The SMTP settings of `pairs`, with a password when there is a user.
     fn smtp(pairs: &[(&str, &str)]) -> SmtpSettings {
-        settings(pairs).unwrap().smtp.unwrap()
+        let mut pairs = pairs.to_vec();
+        if pairs.iter().any(|(k, _)| *k == "SMTP_USER") {
+            pairs.push(("SMTP_PASSWORD", "authorisation-code"));
+        }
+        settings(&pairs).unwrap().smtp.unwrap()
     }
 
     #[test]
@@ -569,7 +921,7 @@ mod tests {
         assert!(s.dev_mailbox());
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
-        assert_eq!(s.database_url, "sqlite://authmail.db");
+        assert_eq!(s.database_url.expose(), "sqlite://authmail.db");
         assert_eq!(s.codes.ttl_secs, 300);
         assert_eq!(s.codes.length, 6);
     }
@@ -578,7 +930,7 @@ mod tests {
     fn port_and_security_derive_from_each_other() {
         let base = [
             ("SMTP_SERVER", "mail.example.com"),
-            ("SMTP_USER", "a@example.com"),
+            ("SMTP_FROM", "a@example.com"),
         ];
         let with = |extra: &[(&'static str, &'static str)]| {
             let mut v = base.to_vec();
@@ -688,6 +1040,169 @@ mod tests {
             ("SMTP_SECURITY", "none"),
         ]);
         assert_eq!(s.security, Security::None);
+    }
+
+    #[test]
+    fn dev_mailbox_only_on_loopback_unless_asked_for() {
+        assert!(settings(&[]).unwrap().dev_mailbox());
+        assert!(settings(&[("BIND", "[::1]:8080")]).unwrap().dev_mailbox());
+        let err = settings(&[("BIND", "0.0.0.0:8080")]).unwrap_err();
+        assert_eq!(err.name, "SMTP_SERVER", "{err}");
+        let err = settings(&[("DEV_MAILBOX", "off")]).unwrap_err();
+        assert_eq!(err.name, "SMTP_SERVER", "{err}");
+        let on = settings(&[("BIND", "0.0.0.0:8080"), ("DEV_MAILBOX", "on")]).unwrap();
+        assert!(on.dev_mailbox());
+        assert_eq!(on.warnings.len(), 1, "a public dev mailbox is warned about");
+        let with_smtp = [
+            ("BIND", "0.0.0.0:8080"),
+            ("SMTP_SERVER", "mail.example.com"),
+            ("SMTP_FROM", "a@example.com"),
+        ];
+        assert!(!settings(&with_smtp).unwrap().dev_mailbox());
+        let mut forced = with_smtp.to_vec();
+        forced.push(("DEV_MAILBOX", "on"));
+        assert!(settings(&forced).unwrap().dev_mailbox(), "on: never SMTP");
+        let behind_proxy = settings(&[("PUBLIC_URL", "https://auth.example.com")]).unwrap();
+        assert!(behind_proxy.dev_mailbox());
+        assert_eq!(behind_proxy.warnings.len(), 1);
+        assert_eq!(
+            settings(&[("DEV_MAILBOX", "maybe")]).unwrap_err().name,
+            "DEV_MAILBOX"
+        );
+    }
+
+    #[test]
+    fn secrets_are_long_and_passwords_come_with_users() {
+        let err = settings(&[("ADMIN_TOKEN", "a")]).unwrap_err();
+        assert_eq!(err.name, "ADMIN_TOKEN");
+        assert!(settings(&[("ADMIN_TOKEN", &"x".repeat(32))]).is_ok());
+        let err = settings(&[
+            ("SMTP_SERVER", "mail.example.com"),
+            ("SMTP_USER", "a@example.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.name, "SMTP_PASSWORD", "{err}");
+        let err = settings(&[
+            ("SMTP_SERVER", "mail.example.com"),
+            ("SMTP_USER", "a@example.com"),
+            ("SMTP_PASSWORD", "  "),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.name, "SMTP_PASSWORD",
+            "an empty password is no password"
+        );
+    }
+
+    #[test]
+    fn numbers_too_big_for_their_type_are_out_of_range() {
+        let err = settings(&[("SMTP_PORT", "70000")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SMTP_PORT: 70000 is out of range (1–65535)"
+        );
+        assert_eq!(
+            err.render(Lang::ZhCn),
+            "SMTP_PORT: 70000 超出范围（1–65535）"
+        );
+        let err = settings(&[("SMTP_PORT", "25x")]).unwrap_err();
+        assert_eq!(err.to_string(), r#"SMTP_PORT: "25x" is not a number"#);
+        let err = settings(&[("CODE_LENGTH", "99999999999999999999999")]).unwrap_err();
+        assert!(err.to_string().contains("out of range (4–10)"), "{err}");
+    }
+
+    #[test]
+    fn errors_read_in_either_language() {
+        let err = settings(&[("MAIL_LANG", "fr")]).unwrap_err();
+        assert_eq!(
+            err.render(Lang::En),
+            r#"MAIL_LANG: "fr" is not one of zh-CN, en"#
+        );
+        assert!(
+            err.render(Lang::ZhCn).contains("不是以下之一"),
+            "{}",
+            err.render(Lang::ZhCn)
+        );
+        let err = settings(&[("PUBLIC_URL", "auth.example.com")]).unwrap_err();
+        assert!(err.render(Lang::ZhCn).contains("必须以"));
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        let path = |url: &str| DatabaseUrl(url.into()).sqlite_path();
+        assert_eq!(path("sqlite://authmail.db"), Some("authmail.db".into()));
+        assert_eq!(
+            path("sqlite:///var/lib/a.db?mode=rwc"),
+            Some("/var/lib/a.db".into())
+        );
+        assert_eq!(path("postgres://x@y/z"), None);
+    }
+
+    #[test]
+    fn no_password_in_debug_output() {
+        let s = settings(&[
+            (
+                "DATABASE_URL",
+                "postgres://app:hunter2-secret@db.internal/authmail",
+            ),
+            ("SMTP_SERVER", "mail.example.com"),
+            ("SMTP_USER", "a@example.com"),
+            ("SMTP_PASSWORD", "smtp-secret-value"),
+            ("ADMIN_TOKEN", "admin-token-0123456789abcdef0123456789"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["hunter2-secret", "smtp-secret-value", "admin-token-0123"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://app:***@db.internal/authmail"));
+        assert_eq!(
+            s.database_url.expose(),
+            "postgres://app:hunter2-secret@db.internal/authmail"
+        );
+    }
+
+    #[test]
+    fn every_name_read_is_a_known_setting() {
+        let full: Vec<(&str, &str)> = vec![
+            ("SMTP_SERVER", "mail.example.com"),
+            ("SMTP_USER", "a@example.com"),
+            ("SMTP_PASSWORD", "p"),
+            ("SMTP_FROM_NAME", "A"),
+        ];
+        let vars = full
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let src = Source::from_map(vars);
+        Settings::from_source(&src).unwrap();
+        let asked = src.asked.borrow();
+        for name in asked.iter() {
+            assert!(
+                SETTINGS.contains(&name.as_str()),
+                "{name} is read but not in SETTINGS"
+            );
+        }
+        for name in SETTINGS {
+            // RUST_LOG is read by the logger, not by the settings.
+            assert!(
+                *name == "RUST_LOG" || asked.contains(*name),
+                "{name} is in SETTINGS but never read"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_in_the_env_file_stop_start_up() {
+        let vars = [("SMTP_PROVIDR", "qq")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let err = Settings::from_source(&Source::from_env_file_map(vars)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SMTP_PROVIDR: not a setting (did you mean SMTP_PROVIDER?)"
+        );
     }
 
     #[test]

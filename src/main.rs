@@ -10,21 +10,27 @@ use authmail::{app, ops};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings =
-        match Source::load(cli.env_file.as_deref()).and_then(|src| Settings::from_source(&src)) {
+    let flag_lang = cli.lang.as_deref().and_then(Lang::parse);
+    let settings = match Source::load(cli.env_file.as_deref()) {
+        Err(e) => return usage_error(&e.render(flag_lang.unwrap_or_default())),
+        // Worded in --lang, else MAIL_LANG as given, like the rest of the CLI.
+        Ok(src) => match Settings::from_source(&src) {
             Ok(s) => s,
-            Err(e) => return usage_error(&e.to_string()),
-        };
+            Err(e) => {
+                let lang = flag_lang.or(src.mail_lang()).unwrap_or_default();
+                return usage_error(&e.render(lang));
+            }
+        },
+    };
+    let lang = flag_lang.unwrap_or(settings.mail_lang);
     init_logging(settings.log_format);
+    for warning in &settings.warnings {
+        tracing::warn!("{}", warning.render(lang));
+    }
     let templates = match Templates::new(settings.templates_dir.as_deref()) {
         Ok(t) => t,
         Err(e) => return usage_error(&format!("TEMPLATES_DIR: {e}")),
     };
-    let lang = cli
-        .lang
-        .as_deref()
-        .and_then(Lang::parse)
-        .unwrap_or(settings.mail_lang);
     // The settings file doctor checks: the one named, else .env when present.
     let env_file = cli
         .env_file
@@ -40,7 +46,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => report(app::serve(settings, templates).await),
+            Command::Serve => report(app::serve(settings, templates, lang).await),
             Command::Migrate => report(ops::migrate(&settings).await),
             Command::Doctor => ops::doctor(&settings, lang, env_file.as_deref()).await,
             Command::SendTest { to } => ops::send_test(&settings, &templates, lang, &to).await,
@@ -48,7 +54,7 @@ fn main() -> ExitCode {
                 status,
                 limit,
                 json,
-            } => report(ops::outbox(&settings, status.as_deref(), limit, json).await),
+            } => ops::outbox(&settings, lang, status.as_deref(), limit, json).await,
         }
     })
 }

@@ -13,10 +13,7 @@ use crate::mail::transport::{Delivery, SmtpSender};
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     app::open_storage(settings).await?;
-    println!(
-        "migrations applied to {}",
-        app::redact_url(&settings.database_url)
-    );
+    println!("migrations applied to {}", settings.database_url);
     Ok(())
 }
 
@@ -100,7 +97,39 @@ pub async fn send_test(
     }
 }
 
+/// Lists the outbox. Only reads: a SQLite file that does not exist is a
+/// mistyped `DATABASE_URL` or working directory, said as such (exit 2), not
+/// an empty database created in the wrong place.
 pub async fn outbox(
+    settings: &Settings,
+    lang: Lang,
+    status: Option<&str>,
+    limit: i64,
+    as_json: bool,
+) -> ExitCode {
+    if let Some(path) = settings.database_url.sqlite_path().filter(|p| !p.exists()) {
+        let shown = path.display();
+        eprintln!(
+            "authmail: DATABASE_URL: {}",
+            match lang {
+                Lang::ZhCn => format!("数据库文件 {shown} 不存在（检查 DATABASE_URL 和当前目录）"),
+                Lang::En => format!(
+                    "the database file {shown} does not exist (check DATABASE_URL and the working directory)"
+                ),
+            }
+        );
+        return ExitCode::from(2);
+    }
+    match list_outbox(settings, status, limit, as_json).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authmail: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn list_outbox(
     settings: &Settings,
     status: Option<&str>,
     limit: i64,

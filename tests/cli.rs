@@ -112,6 +112,18 @@ fn every_bad_setting_is_exit_2_with_one_line_naming_it() {
         ("ALERT_WINDOW_SECS", &[("ALERT_WINDOW_SECS", "0")]),
         ("ALERT_MIN_SAMPLES", &[("ALERT_MIN_SAMPLES", "many")]),
         ("LOG_FORMAT", &[("LOG_FORMAT", "xml")]),
+        ("ADMIN_TOKEN", &[("ADMIN_TOKEN", "a")]),
+        ("DEV_MAILBOX", &[("DEV_MAILBOX", "yes")]),
+        // Dev mode on a public address would show every code to anyone.
+        ("SMTP_SERVER", &[("BIND", "0.0.0.0:8080")]),
+        ("SMTP_SERVER", &[("DEV_MAILBOX", "off")]),
+        (
+            "SMTP_PASSWORD",
+            &[
+                ("SMTP_SERVER", "smtp.example.com"),
+                ("SMTP_USER", "u@example.com"),
+            ],
+        ),
     ];
     for (name, env) in cases {
         let out = run(dir.path(), &["serve"], env);
@@ -136,6 +148,234 @@ fn every_bad_setting_is_exit_2_with_one_line_naming_it() {
         !dir.path().join("authmail.db").exists(),
         "a bad setting touches nothing"
     );
+}
+
+#[test]
+fn settings_errors_speak_the_cli_language_and_say_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = |args: &[&str], env: &[(&str, &str)]| {
+        let out = run(dir.path(), args, env);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}");
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    };
+    let port = [("SMTP_PORT", "70000")];
+    assert_eq!(
+        stderr(&["--lang", "en", "migrate"], &port),
+        "authmail: SMTP_PORT: 70000 is out of range (1–65535)"
+    );
+    // MAIL_LANG's default is zh-CN, and --lang wins over MAIL_LANG.
+    assert_eq!(
+        stderr(&["migrate"], &port),
+        "authmail: SMTP_PORT: 70000 超出范围（1–65535）"
+    );
+    assert!(stderr(&["migrate"], &[("MAIL_LANG", "en"), port[0]]).contains("out of range"));
+    assert!(stderr(
+        &["migrate", "--lang", "zh-CN"],
+        &[("MAIL_LANG", "en"), port[0]]
+    )
+    .contains("超出范围"));
+}
+
+#[test]
+fn an_unknown_name_in_the_env_file_is_exit_2_with_the_nearest_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "SMTP_PROVIDR=qq
+SMTP_USER=a@qq.com
+",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["--lang", "en", "serve"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "authmail: SMTP_PROVIDR: not a setting (did you mean SMTP_PROVIDER?)"
+    );
+    assert!(!dir.path().join("authmail.db").exists());
+}
+
+#[tokio::test]
+async fn an_unknown_name_in_the_environment_is_a_warning_at_start() {
+    let app = TestApp::start(TestApp::with(&[
+        ("SMTP_PROVIDR", "qq"),
+        ("MAIL_LANG", "en"),
+    ]))
+    .await;
+    let logs = app.logs();
+    assert!(
+        logs.contains("SMTP_PROVIDR: not a setting (did you mean SMTP_PROVIDER?)"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn outbox_on_a_database_that_does_not_exist_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["--lang", "en", "outbox"],
+        &[("DATABASE_URL", "sqlite://typo.db")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("typo.db does not exist"), "{stderr}");
+    assert!(!dir.path().join("typo.db").exists(), "nothing created");
+}
+
+/// `serve` on a port of its own with `env`, for the tests that need a BIND
+/// other than TestApp's; killed when dropped.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    async fn start(dir: &std::path::Path, bind_ip: &str, env: &[(&str, &str)]) -> Served {
+        let port = std::net::TcpListener::bind((bind_ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join("serve.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .arg("serve")
+            .current_dir(dir)
+            .env_clear()
+            .env("BIND", format!("{bind_ip}:{port}"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        let mut served = Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", served.base)).await {
+                if r.status() == 200 {
+                    return served;
+                }
+            }
+            assert!(
+                served.child.try_wait().unwrap().is_none(),
+                "exited: {}",
+                served.logs()
+            );
+            assert!(Instant::now() < deadline, "not ready: {}", served.logs());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn status(&self, path: &str) -> u16 {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn dev_mailbox_on_is_dev_mode_everywhere_with_a_warning_off_the_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = [("DEV_MAILBOX", "on"), ("MAIL_LANG", "en")];
+    let public = Served::start(dir.path(), "0.0.0.0", &on).await;
+    assert_eq!(public.status("/dev/mailbox.json").await, 200);
+    assert!(
+        public
+            .logs()
+            .contains("DEV_MAILBOX: on while the service is reachable"),
+        "{}",
+        public.logs()
+    );
+    drop(public);
+    // With an SMTP server configured, `on` still never sends.
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = on.to_vec();
+    env.extend([
+        ("SMTP_SERVER", "127.0.0.1"),
+        ("SMTP_PORT", "9"),
+        ("SMTP_FROM", "a@example.com"),
+    ]);
+    let local = Served::start(dir.path(), "127.0.0.1", &env).await;
+    assert_eq!(local.status("/dev/mailbox.json").await, 200);
+    assert!(
+        local.logs().contains("mail is in dev mode"),
+        "{}",
+        local.logs()
+    );
+    assert!(
+        !local.logs().contains("DEV_MAILBOX: on while"),
+        "no warning on loopback"
+    );
+}
+
+#[tokio::test]
+async fn start_up_lines_name_the_bound_address_the_public_url_and_the_smtp_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path(),
+        "127.0.0.1",
+        &[
+            ("PUBLIC_URL", "https://auth.example.com"),
+            ("SMTP_SERVER", "127.0.0.1"),
+            ("SMTP_PORT", "9"),
+            ("SMTP_USER", "sender@example.com"),
+            ("SMTP_PASSWORD", "start-up-secret"),
+            ("MAIL_LANG", "en"),
+        ],
+    )
+    .await;
+    let logs = served.logs();
+    let bound = served.base.trim_start_matches("http://");
+    assert!(
+        logs.contains(&format!(
+            "authmail listening on {bound}, public address https://auth.example.com"
+        )),
+        "{logs}"
+    );
+    assert!(logs.contains("user sender@example.com"), "{logs}");
+    assert!(!logs.contains("Some("), "{logs}");
+    assert!(!logs.contains("start-up-secret"), "{logs}");
+}
+
+#[tokio::test]
+async fn sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    // Its own SQLite file whichever database the suite runs on: the subject is the file.
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path(),
+        "127.0.0.1",
+        &[("DATABASE_URL", "sqlite://perm.db")],
+    )
+    .await;
+    assert_eq!(served.status("/readyz").await, 200);
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.path().join(format!("perm.db{suffix}"));
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
 }
 
 #[test]

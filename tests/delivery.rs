@@ -8,7 +8,7 @@ use std::time::Duration;
 use support::app::{smtp_env, TestApp};
 use support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
 
-const ADMIN: &str = "test-admin-token-0123456789";
+const ADMIN: &str = "test-admin-token-0123456789abcdef01";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn env_for(

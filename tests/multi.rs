@@ -14,7 +14,7 @@ use support::app::{into_reply, Reply, TestApp, TestDb};
 use support::nginx::Nginx;
 use support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
 
-const ADMIN: &str = "multi-admin-token-0123456789";
+const ADMIN: &str = "multi-admin-token-0123456789abcdef01";
 
 struct Cluster {
     db: TestDb,

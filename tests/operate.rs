@@ -14,7 +14,7 @@ use serde_json::Value;
 use support::app::{bin, smtp_env, TestApp};
 use support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
 
-const ADMIN: &str = "ops-admin-token-0123456789";
+const ADMIN: &str = "ops-admin-token-0123456789abcdef01";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn bouncing_server(certs: &Certs) -> SmtpServer {

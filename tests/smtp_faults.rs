@@ -10,7 +10,7 @@ use serde_json::Value;
 use support::app::TestApp;
 use support::smtp::{free_port, Certs, Mode, SmtpOptions, SmtpServer};
 
-const ADMIN: &str = "faults-admin-token-0123456789";
+const ADMIN: &str = "faults-admin-token-0123456789abcdef01";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn env_for(smtp_port: u16, certs: &Certs, security: &str, timeout: &str) -> Vec<(String, String)> {

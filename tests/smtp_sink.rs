@@ -15,7 +15,7 @@ use serde_json::Value;
 use support::app::TestApp;
 use support::smtp::free_port;
 
-const ADMIN: &str = "sink-admin-token-0123456789";
+const ADMIN: &str = "sink-admin-token-0123456789abcdef01";
 const SINK: &str = "/usr/sbin/smtp-sink";
 
 struct Sink {

@@ -1,12 +1,21 @@
-//! The settings file holds the SMTP password: warn when other users can read
-//! it or git tracks it. Warnings only; they never fail `doctor`.
+//! The settings file may hold secrets: warn when other users can read it or
+//! git tracks it, naming the secrets it actually holds (a file with none is
+//! no risk and raises nothing). Warnings only; they never fail `doctor`.
 
 use std::path::Path;
 
 use crate::domain::Lang;
 
+/// The settings that are secrets, or may carry one (a database password).
+const SECRETS: &[&str] = &["SMTP_PASSWORD", "SECRET_KEY", "ADMIN_TOKEN", "DATABASE_URL"];
+
 /// Readable by other users, or tracked by git: warned about, never fatal.
 pub fn env_file_warnings(path: &Path, lang: Lang) -> Vec<String> {
+    let held = secrets_in(path);
+    if held.is_empty() {
+        return Vec::new();
+    }
+    let held = held.join(", ");
     let mut out = Vec::new();
     let shown = path.display();
     #[cfg(unix)]
@@ -16,20 +25,62 @@ pub fn env_file_warnings(path: &Path, lang: Lang) -> Vec<String> {
         if mode & 0o044 != 0 {
             out.push(match lang {
                 Lang::ZhCn => format!(
-                    "{shown} 可被其他用户读取（权限 {mode:o}），其中有 SMTP 密码：运行 chmod 600 {shown}"
+                    "{shown} 可被其他用户读取（权限 {mode:o}），其中有 {held}：运行 chmod 600 {shown}"
                 ),
                 Lang::En => format!(
-                    "{shown} is readable by other users (mode {mode:o}) and holds the SMTP password: run chmod 600 {shown}"
+                    "{shown} is readable by other users (mode {mode:o}) and holds {held}: run chmod 600 {shown}"
                 ),
             });
         }
     }
+    if is_tracked_by_git(path) {
+        out.push(match lang {
+            Lang::ZhCn => format!(
+                "{shown} 已被 git 跟踪：其中的 {held} 会进入仓库历史。运行 git rm --cached {shown}，把它加入 .gitignore，并更换这些密钥"
+            ),
+            Lang::En => format!(
+                "{shown} is tracked by git, so its {held} is in the repository's history: run git rm --cached {shown}, add it to .gitignore and change them"
+            ),
+        });
+    }
+    out
+}
+
+/// The secret settings the file sets to a non-empty value (a `DATABASE_URL`
+/// only when it carries a password).
+fn secrets_in(path: &Path) -> Vec<&'static str> {
+    let Ok(iter) = dotenvy::from_path_iter(path) else {
+        return Vec::new();
+    };
+    let set: Vec<(String, String)> = iter.filter_map(Result::ok).collect();
+    SECRETS
+        .iter()
+        .copied()
+        .filter(|name| {
+            set.iter().any(|(k, v)| {
+                k == name
+                    && !v.trim().is_empty()
+                    && (*name != "DATABASE_URL" || url_has_password(v))
+            })
+        })
+        .collect()
+}
+
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    rest.split_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+fn is_tracked_by_git(path: &Path) -> bool {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default();
-    let tracked = std::process::Command::new("git")
+    std::process::Command::new("git")
         .arg("ls-files")
         .arg("--error-unmatch")
         .arg("--")
@@ -38,16 +89,33 @@ pub fn env_file_warnings(path: &Path, lang: Lang) -> Vec<String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    if tracked {
-        out.push(match lang {
-            Lang::ZhCn => format!(
-                "{shown} 已被 git 跟踪：密码会进入仓库历史。运行 git rm --cached {shown}，把它加入 .gitignore，并更换密码"
-            ),
-            Lang::En => format!(
-                "{shown} is tracked by git, so the password is in the repository's history: run git rm --cached {shown}, add it to .gitignore and change the password"
-            ),
-        });
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_only_about_secrets_the_file_holds() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        let write = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        };
+        write("SMTP_SERVER=smtp.qq.com\nDATABASE_URL=postgres://app@db/authmail\n");
+        assert!(env_file_warnings(&path, Lang::En).is_empty());
+        write("SMTP_USER=a@qq.com\nSMTP_PASSWORD=x\nDATABASE_URL=postgres://app:pw@db/a\n");
+        let warnings = env_file_warnings(&path, Lang::En);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("holds SMTP_PASSWORD, DATABASE_URL"),
+            "{warnings:?}"
+        );
+        write("ADMIN_TOKEN=0123456789abcdef0123456789abcdef\n");
+        let warnings = env_file_warnings(&path, Lang::ZhCn);
+        assert!(warnings[0].contains("其中有 ADMIN_TOKEN"), "{warnings:?}");
     }
-    out
 }

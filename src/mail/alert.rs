@@ -62,20 +62,26 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    /// `None` when no `ALERT_WEBHOOK_URL` is set.
-    pub fn new(settings: &AlertSettings, storage: Storage) -> Option<Alerts> {
-        let url = settings.webhook_url.clone()?;
+    /// `Ok(None)` when no `ALERT_WEBHOOK_URL` is set. A client that cannot be
+    /// built (no TLS roots, say) is a start-up error: alerts silently off
+    /// would be found out only on the day they were needed.
+    pub fn new(settings: &AlertSettings, storage: Storage) -> anyhow::Result<Option<Alerts>> {
+        let Some(url) = settings.webhook_url.clone() else {
+            return Ok(None);
+        };
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .ok()?;
-        Some(Alerts {
+            .map_err(|e| {
+                anyhow::anyhow!("ALERT_WEBHOOK_URL: cannot set up the HTTP client: {e}")
+            })?;
+        Ok(Some(Alerts {
             settings: settings.clone(),
             url,
             storage,
             client,
             firing: Mutex::new(false),
-        })
+        }))
     }
 
     /// Call after a send ended (sent or finally failed).

@@ -160,6 +160,8 @@ pub fn reply_code(raw: &str) -> Option<u16> {
 #[derive(Clone, Debug)]
 pub struct Context {
     pub server: String,
+    /// The server is `SMTP_PROVIDER`'s preset host, not a typed `SMTP_SERVER`.
+    pub server_from_preset: bool,
     pub port: u16,
     pub security: Security,
     pub provider: Option<Provider>,
@@ -172,6 +174,7 @@ impl Context {
     pub fn of(smtp: &SmtpSettings) -> Context {
         Context {
             server: smtp.server.clone(),
+            server_from_preset: smtp.server_from_preset,
             port: smtp.port,
             security: smtp.security,
             provider: smtp.provider,
@@ -228,6 +231,7 @@ mod tests {
     fn ctx(provider: Option<Provider>) -> Context {
         Context {
             server: "smtp.qq.com".into(),
+            server_from_preset: false,
             port: 465,
             security: Security::Tls,
             provider,
@@ -335,5 +339,30 @@ mod tests {
             Cause::of("550 no", Stage::Any).class(),
             FailureClass::Rejected
         );
+    }
+
+    #[test]
+    fn dns_advice_blames_the_network_for_a_preset_host() {
+        let raw = "lookup of smtp.qq.com failed: Name or service not known";
+        let typed = Diagnosis::of(raw, Stage::Any, &ctx(Some(Provider::Qq)), Lang::En).unwrap();
+        assert!(
+            typed.fix.contains("spelling of SMTP_SERVER"),
+            "{}",
+            typed.fix
+        );
+        let preset = Context {
+            server_from_preset: true,
+            ..ctx(Some(Provider::Qq))
+        };
+        let en = Diagnosis::of(raw, Stage::Any, &preset, Lang::En).unwrap();
+        assert!(
+            en.fix
+                .contains("smtp.qq.com is the host SMTP_PROVIDER=qq presets"),
+            "{}",
+            en.fix
+        );
+        assert!(!en.fix.contains("SMTP_SERVER"), "{}", en.fix);
+        let zh = Diagnosis::of(raw, Stage::Any, &preset, Lang::ZhCn).unwrap();
+        assert!(zh.fix.contains("预设的主机"), "{}", zh.fix);
     }
 }

@@ -16,8 +16,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// The pool (for reads and migrations) and the writer, both on the same file.
 pub async fn connect(url: &str, options: &PoolSettings) -> Result<(SqlitePool, Writer)> {
-    let connect = SqliteConnectOptions::from_str(url)
-        .map_err(|e| StorageError::Other(Box::new(e)))?
+    let connect =
+        SqliteConnectOptions::from_str(url).map_err(|e| StorageError::Other(Box::new(e)))?;
+    create_private(connect.get_filename())?;
+    let connect = connect
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // NORMAL in WAL mode keeps every commit across a process crash (kill -9);
@@ -52,6 +54,32 @@ pub async fn connect(url: &str, options: &PoolSettings) -> Result<(SqlitePool, W
     }
     let writer = Writer::start(Path::new(&file), options.timeout)?;
     Ok((pool, writer))
+}
+
+/// Creates the database file readable by its owner only: it holds password
+/// hashes, sessions and codes in flight. SQLite gives the `-wal` and `-shm`
+/// files it makes later the main file's mode. An existing file keeps its
+/// mode (the operator may have reasons), but a loose one is warned about.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777);
+            if mode & 0o077 != 0 {
+                let shown = path.display();
+                tracing::warn!("{shown} is readable by other users (mode {mode:o}): run chmod 600 {shown} {shown}-wal {shown}-shm");
+            }
+            Ok(())
+        }
+        // Let SQLite report what is wrong with the path (a missing directory, say).
+        Err(_) => Ok(()),
+    }
 }
 
 pub async fn migrate(pool: &SqlitePool) -> Result<()> {

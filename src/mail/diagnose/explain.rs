@@ -55,6 +55,24 @@ fn provider_name(p: Provider, lang: Lang) -> &'static str {
     }
 }
 
+/// A preset's host is spelt right: the fault is this machine's DNS or network.
+fn dns_fix(ctx: &Context, lang: Lang) -> String {
+    match (ctx.provider.filter(|_| ctx.server_from_preset), lang) {
+        (Some(p), Lang::ZhCn) => format!(
+            "{} 是 SMTP_PROVIDER={} 预设的主机，拼写无误：请检查本机的 DNS 设置（/etc/resolv.conf）和网络能否访问外网。",
+            ctx.server,
+            p.as_str()
+        ),
+        (Some(p), Lang::En) => format!(
+            "{} is the host SMTP_PROVIDER={} presets, so it is spelt right: check this machine's DNS (/etc/resolv.conf) and that it can reach the internet.",
+            ctx.server,
+            p.as_str()
+        ),
+        (None, Lang::ZhCn) => "检查 SMTP_SERVER 的拼写（只写主机名，不带 smtp:// 或端口），以及本机的 DNS 设置。".into(),
+        (None, Lang::En) => "check the spelling of SMTP_SERVER (a host name only, no smtp:// or port) and this machine's DNS.".into(),
+    }
+}
+
 pub(super) fn explain(
     cause: Cause,
     raw: &str,
@@ -69,7 +87,7 @@ pub(super) fn explain(
     match cause {
         Cause::Dns => pair(
             if zh { format!("找不到主机 {}（DNS 查询失败）。", ctx.server) } else { format!("the host {} cannot be found (DNS lookup failed).", ctx.server) },
-            if zh { "检查 SMTP_SERVER 的拼写（只写主机名，不带 smtp:// 或端口），以及本机的 DNS 设置。".into() } else { "check the spelling of SMTP_SERVER (a host name only, no smtp:// or port) and this machine's DNS.".into() },
+            dns_fix(ctx, lang),
         ),
         Cause::ConnectRefused => pair(
             if zh {
