@@ -61,6 +61,7 @@ pub async fn serve(settings: Settings, templates: Templates) -> anyhow::Result<(
         storage.clone(),
         keys,
         codes.clone(),
+        &settings.passwords,
         settings.session_ttl_secs,
         domain,
     );

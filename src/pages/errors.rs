@@ -69,7 +69,7 @@ impl Page {
                 self.t("err_invalid_credentials"),
                 S::UNAUTHORIZED,
             ),
-            ApiError::Unavailable => (
+            ApiError::Unavailable | ApiError::Overloaded => (
                 Field::Form,
                 self.t("err_unavailable"),
                 S::SERVICE_UNAVAILABLE,

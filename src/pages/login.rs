@@ -42,7 +42,7 @@ pub async fn submit(page: Page, Form(form): Form<PageForm>) -> Response {
         EmailAddress::parse(form.email.trim()),
         Password::parse(form.password),
     ) {
-        (Ok(email), Ok(password)) => accounts.login(&email, password).await,
+        (Ok(email), Ok(password)) => accounts.login(&email, password, &page.ip_key()).await,
         _ => Err(accounts.reject_login().await),
     };
     match result {
