@@ -351,13 +351,14 @@ impl HashPool {
         self.would_wait_too_long(&state, budget)
     }
 
-    /// The backlog (this job included) over the threads, at the recent job time.
+    /// Until this job's answer: the jobs running now, the backlog and this
+    /// job itself, spread over the threads, at the recent job time.
     fn would_wait_too_long(&self, state: &PoolState, budget: Duration) -> bool {
         if !state.idle.is_empty() {
             return false;
         }
-        let queued = state.backlog.len() as u64 + 1;
-        let wait = queued * self.job_micros.load(Ordering::Relaxed) / self.threads as u64;
+        let jobs = (self.threads + state.backlog.len() + 1) as u64;
+        let wait = jobs * self.job_micros.load(Ordering::Relaxed) / self.threads as u64;
         wait > budget.as_micros() as u64
     }
 
@@ -479,9 +480,11 @@ mod tests {
         let pool = HashPool::start(Duration::from_millis(100));
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let hold = Arc::new(std::sync::Mutex::new(hold));
-        // Every thread busy and a backlog of 20 jobs of 100 ms: over 1 s of waiting.
+        // Every thread busy and 20 jobs of 100 ms queued per thread: about 2 s
+        // until one more job's answer, whatever the number of CPUs.
+        let jobs = pool.threads * 21;
         let mut busy = Vec::new();
-        for _ in 0..pool.threads + 20 {
+        for _ in 0..jobs {
             let hold = Arc::clone(&hold);
             let pool = pool.clone();
             busy.push(tokio::spawn(async move {
@@ -490,19 +493,19 @@ mod tests {
             }));
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while pool.state.lock().unwrap().backlog.len() < 20 {
+        while pool.state.lock().unwrap().backlog.len() < pool.threads * 20 {
             assert!(Instant::now() < deadline, "the backlog never filled");
             tokio::task::yield_now().await;
         }
         assert!(!pool.is_full(Duration::from_secs(60)));
         assert!(pool.is_full(Duration::from_secs(1)));
-        let refused = pool.run(|| (), Some(Duration::from_secs(1))).await;
+        let refused = pool.run(|| true, Some(Duration::from_secs(1))).await;
         assert!(matches!(refused, Err(ApiError::Overloaded)), "{refused:?}");
-        for _ in 0..pool.threads + 20 {
+        for _ in 0..jobs {
             release.send(()).unwrap();
         }
         for job in busy {
-            job.await.unwrap().unwrap();
+            assert!(job.await.unwrap().unwrap());
         }
     }
 }
