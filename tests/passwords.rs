@@ -60,6 +60,17 @@ async fn ten_wrong_passwords_lock_known_and_unknown_addresses_alike() {
     );
 }
 
+#[tokio::test]
+async fn parallel_wrong_passwords_cannot_pass_the_limit() {
+    let app = app_with(&[]).await;
+    app.register_via_dev_mailbox("par@example.com", "the right password")
+        .await;
+    let replies = join_all((0..30).map(|_| app.login("par@example.com", "a wrong password"))).await;
+    let count = |status| replies.iter().filter(|r| r.status == status).count();
+    // Counted before the hash, in one transaction per try: exactly the limit is checked.
+    assert_eq!((count(401), count(429)), (10, 20));
+}
+
 /// Wrong passwords until the answer is not 401; returns it and how many 401s came first.
 async fn wrong_until_refused(app: &TestApp, email: &str) -> (Reply, usize) {
     for n in 0..1000 {
