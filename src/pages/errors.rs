@@ -85,6 +85,18 @@ impl Page {
         }
     }
 
+    /// A password sign-in's error: its lock and its per-network limit are
+    /// about passwords, shown by the password field; the rest as anywhere.
+    pub fn describe_login(&self, e: &ApiError) -> (Field, String, StatusCode) {
+        let (key, secs) = match e {
+            ApiError::TooManyAttempts { retry_after } => ("err_password_locked", *retry_after),
+            ApiError::RateLimited { retry_after } => ("err_login_rate_limited", *retry_after),
+            other => return self.describe(other),
+        };
+        let text = self.wait_text(key, secs);
+        (Field::Password, text, StatusCode::TOO_MANY_REQUESTS)
+    }
+
     /// "… in {n} seconds", or in minutes (rounded up) once that reads better.
     fn wait_text(&self, key: &str, secs: u64) -> String {
         wait_phrase(&self.t(key), &self.t(&format!("{key}_minutes")), secs)

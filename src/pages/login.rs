@@ -48,7 +48,7 @@ pub async fn submit(page: Page, Form(form): Form<PageForm>) -> Response {
     match result {
         Ok(session) => page.signed_in(&session),
         Err(e) => {
-            let (field, text, status) = page.describe(&e);
+            let (field, text, status) = page.describe_login(&e);
             render(&page, &form.email, None, Errors::at(field, text), status)
         }
     }
