@@ -2,18 +2,23 @@
 //! log out. Password hashing is argon2id on a pool of low-priority threads,
 //! so a login flood can neither starve the async workers nor exhaust memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
 use crate::clock;
 use crate::codes::Codes;
+use crate::config::PasswordPolicy;
 use crate::domain::{EmailAddress, Lang, Password, Purpose};
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::mail;
-use crate::storage::{MailKind, NewMessage, NewSession, Storage, User};
+use crate::storage::{
+    MailKind, NewMessage, NewSession, PasswordGate, PasswordLimits, PasswordTry, Storage, User,
+};
 
 /// Other mail (not carrying a code) is retried for a day.
 const NOTICE_RETRY_SECS: i64 = 24 * 3600;
@@ -24,6 +29,7 @@ pub struct Accounts {
     keys: Keys,
     codes: Codes,
     hasher: Hasher,
+    passwords: PasswordLimits,
     session_ttl_secs: i64,
     message_domain: String,
 }
@@ -39,6 +45,7 @@ impl Accounts {
         storage: Storage,
         keys: Keys,
         codes: Codes,
+        passwords: &PasswordPolicy,
         session_ttl_secs: i64,
         message_domain: String,
     ) -> Self {
@@ -47,24 +54,25 @@ impl Accounts {
             keys,
             codes,
             hasher: Hasher::new(),
+            passwords: PasswordLimits {
+                max_failures: passwords.max_failures,
+                lock_secs: passwords.lock_secs,
+                ip_per_hour: passwords.login_ip_per_hour,
+            },
             session_ttl_secs,
             message_domain,
         }
     }
 
+    /// The code first: an address with an account holds no register code,
+    /// so it gets the same `invalid_code` as any wrong code (no oracle). A
+    /// right code whose address gained an account since is 409.
     pub async fn register(
         &self,
         email: &EmailAddress,
         password: Password,
         code: &str,
     ) -> Result<Session, ApiError> {
-        // A taken address answers 409 before the code is looked at, so the
-        // person who already has an account is told to sign in instead of
-        // waiting for a code that is never sent (send-code stays silent).
-        // The insert below still decides a race between two registrations.
-        if self.storage.find_user(email).await?.is_some() {
-            return Err(ApiError::EmailTaken);
-        }
         self.codes.verify(email, Purpose::Register, code).await?;
         let hash = self.hasher.hash(password).await?;
         let user = self
@@ -75,21 +83,62 @@ impl Accounts {
         self.start_session(user).await
     }
 
+    /// `ip_key`: the client's network (`limits::ip_key`), for `RATE_LOGIN_IP_PER_HOUR`.
     pub async fn login(
         &self,
         email: &EmailAddress,
         password: Password,
+        ip_key: &str,
     ) -> Result<Session, ApiError> {
+        // Refused before it is counted: a flood's 503 costs the address nothing.
+        if self.hasher.is_full() {
+            return Err(ApiError::Overloaded);
+        }
+        let now = clock::now();
+        self.password_gate(email, ip_key, now).await?;
         let user = self.storage.find_user(email).await?;
         // An unknown address still costs one hash, so both answers take as long.
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let ok = self.hasher.verify(password, stored).await?;
         match user {
             Some(user) if ok => {
-                self.storage.clear_failures(email).await?;
+                self.storage.password_login_succeeded(email).await?;
                 self.start_session(user).await
             }
-            _ => Err(ApiError::InvalidCredentials),
+            _ => {
+                if self.passwords.ip_per_hour > 0 {
+                    self.storage.password_login_failed(ip_key, now).await?;
+                }
+                Err(ApiError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// The password limits, checked (and the try counted) before any hash.
+    async fn password_gate(
+        &self,
+        email: &EmailAddress,
+        ip_key: &str,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let limits = self.passwords;
+        if limits.max_failures <= 0 && limits.ip_per_hour <= 0 {
+            return Ok(());
+        }
+        let attempt = PasswordTry {
+            email: email.clone(),
+            ip_key: ip_key.to_string(),
+            now,
+            limits,
+        };
+        match self.storage.begin_password_try(attempt).await? {
+            PasswordGate::Open => Ok(()),
+            PasswordGate::RateLimited { retry_after } => Err(ApiError::RateLimited {
+                retry_after: retry_after.max(1) as u64,
+            }),
+            PasswordGate::Locked { retry_after } => Err(ApiError::TooManyAttempts {
+                retry_after: retry_after.max(1) as u64,
+            }),
         }
     }
 
@@ -97,7 +146,9 @@ impl Accounts {
     /// its answer takes as long as any other 401.
     pub async fn reject_login(&self) -> ApiError {
         if let Ok(password) = Password::parse("not-a-password".into()) {
-            let _ = self.hasher.verify(password, None).await;
+            if let Err(e) = self.hasher.verify(password, None).await {
+                return e;
+            }
         }
         ApiError::InvalidCredentials
     }
@@ -184,6 +235,10 @@ impl Accounts {
     }
 }
 
+/// How much hashing work may wait: a login that would wait longer answers
+/// 503 at once rather than queue (a flood then delays nobody by more).
+const HASH_WAIT_BUDGET: Duration = Duration::from_secs(2);
+
 /// argon2id at its default parameters, which are OWASP's (19 MiB, t=2, p=1).
 #[derive(Clone)]
 struct Hasher {
@@ -194,34 +249,41 @@ struct Hasher {
 
 impl Hasher {
     fn new() -> Self {
+        let started = Instant::now();
         let dummy = hash_blocking(&Keys::new_token()).expect("argon2 with default parameters");
         Self {
-            pool: HashPool::start(),
+            pool: HashPool::start(started.elapsed()),
             dummy: dummy.into(),
         }
     }
 
+    /// A new password's hash. It queues however long the backlog: only a
+    /// right code leads here (register, reset), and codes are rate-limited.
     async fn hash(&self, password: Password) -> Result<String, ApiError> {
         self.pool
-            .run(move || hash_blocking(password.expose()))
+            .run(move || hash_blocking(password.expose()), None)
             .await?
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2: {e}")))
     }
 
+    /// Whether a password check now would wait longer than the budget.
+    fn is_full(&self) -> bool {
+        self.pool.is_full(HASH_WAIT_BUDGET)
+    }
+
     /// `stored` is `None` for an unknown address: the dummy is checked instead.
+    /// 503 `Overloaded` when the pool could not start it within the budget.
     async fn verify(&self, password: Password, stored: Option<String>) -> Result<bool, ApiError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy.to_string());
-        let ok = self
-            .pool
-            .run(move || {
-                PasswordHash::new(&hash).is_ok_and(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.expose().as_bytes(), &parsed)
-                        .is_ok()
-                })
+        let check = move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.expose().as_bytes(), &parsed)
+                    .is_ok()
             })
-            .await?;
+        };
+        let ok = self.pool.run(check, Some(HASH_WAIT_BUDGET)).await?;
         Ok(ok && known)
     }
 }
@@ -238,6 +300,10 @@ type HashJob = Box<dyn FnOnce() -> Box<dyn FnOnce() + Send> + Send>;
 #[derive(Clone)]
 struct HashPool {
     state: Arc<std::sync::Mutex<PoolState>>,
+    threads: usize,
+    /// Recent time of one job in microseconds (a moving average), to tell
+    /// how long the backlog takes to clear.
+    job_micros: Arc<AtomicU64>,
 }
 
 /// Idle threads are taken newest first, so a trickle of logins always runs on
@@ -249,13 +315,17 @@ struct PoolState {
 }
 
 impl HashPool {
-    fn start() -> Self {
+    /// `job_time`: a first guess at one job's time, until some are measured.
+    fn start(job_time: Duration) -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let pool = Self {
             state: Arc::default(),
+            threads,
+            job_micros: Arc::new(AtomicU64::new(job_time.as_micros() as u64)),
         };
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         for _ in 0..threads {
             let state = Arc::clone(&pool.state);
+            let job_micros = Arc::clone(&pool.job_micros);
             let (me, jobs) = std::sync::mpsc::channel::<HashJob>();
             state
                 .lock()
@@ -268,16 +338,36 @@ impl HashPool {
                     // Linux keeps the nice value per thread; 0 is the calling thread.
                     // SAFETY: setpriority only reads its integer arguments.
                     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-                    serve_hashes(&state, me, jobs);
+                    serve_hashes(&state, &job_micros, me, jobs);
                 })
                 .expect("spawn an argon2 thread");
         }
         pool
     }
 
+    /// Whether one more job would wait longer than `budget` before a thread takes it.
+    fn is_full(&self, budget: Duration) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.would_wait_too_long(&state, budget)
+    }
+
+    /// Until this job's answer: the jobs running now, the backlog and this
+    /// job itself, spread over the threads, at the recent job time.
+    fn would_wait_too_long(&self, state: &PoolState, budget: Duration) -> bool {
+        if !state.idle.is_empty() {
+            return false;
+        }
+        let jobs = (self.threads + state.backlog.len() + 1) as u64;
+        let wait = jobs * self.job_micros.load(Ordering::Relaxed) / self.threads as u64;
+        wait > budget.as_micros() as u64
+    }
+
+    /// Runs `work` on the pool. With a `budget`, a job that would wait longer
+    /// than it is refused at once (503 `Overloaded`) instead of queueing.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
+        budget: Option<Duration>,
     ) -> Result<T, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: HashJob = Box::new(move || {
@@ -288,6 +378,9 @@ impl HashPool {
         });
         {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if budget.is_some_and(|b| self.would_wait_too_long(&state, b)) {
+                return Err(ApiError::Overloaded);
+            }
             match state.idle.pop() {
                 Some(thread) => {
                     let _ = thread.send(job);
@@ -305,6 +398,7 @@ impl HashPool {
 /// first, else back on the idle stack to wait for a job of its own.
 fn serve_hashes(
     state: &std::sync::Mutex<PoolState>,
+    job_micros: &AtomicU64,
     me: std::sync::mpsc::Sender<HashJob>,
     jobs: std::sync::mpsc::Receiver<HashJob>,
 ) {
@@ -317,7 +411,9 @@ fn serve_hashes(
                 Err(_) => return,
             },
         };
+        let started = Instant::now();
         let answer = job();
+        record_job_time(job_micros, started.elapsed());
         {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             next = state.backlog.pop_front();
@@ -329,6 +425,15 @@ fn serve_hashes(
     }
 }
 
+/// A moving average over about the last eight jobs: it follows a host that
+/// gets busier within a few hashes, but one slow hash does not swing it.
+fn record_job_time(job_micros: &AtomicU64, took: Duration) {
+    let sample = took.as_micros() as u64;
+    let _ = job_micros.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+        Some(avg - avg / 8 + sample / 8)
+    });
+}
+
 fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Ok(Argon2::default()
@@ -338,14 +443,17 @@ fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error>
 
 #[cfg(test)]
 mod tests {
-    use super::HashPool;
+    use super::*;
 
     #[tokio::test]
     async fn one_login_at_a_time_always_runs_on_the_same_thread() {
-        let pool = HashPool::start();
+        let pool = HashPool::start(Duration::from_millis(1));
         let mut threads = std::collections::HashSet::new();
         for _ in 0..20 {
-            let id = pool.run(|| std::thread::current().id()).await.unwrap();
+            let id = pool
+                .run(|| std::thread::current().id(), None)
+                .await
+                .unwrap();
             threads.insert(id);
         }
         assert_eq!(threads.len(), 1, "{threads:?}");
@@ -353,14 +461,51 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_queues_and_every_job_ends_with_its_own_answer() {
-        let pool = HashPool::start();
+        let pool = HashPool::start(Duration::from_millis(1));
         let jobs = (0..64).map(|i| {
-            pool.run(move || {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-                i
-            })
+            pool.run(
+                move || {
+                    std::thread::sleep(Duration::from_millis(2));
+                    i
+                },
+                None,
+            )
         });
         let done: Vec<i32> = futures_util::future::try_join_all(jobs).await.unwrap();
         assert_eq!(done, (0..64).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_job_that_would_wait_past_the_budget_is_refused_at_once() {
+        let pool = HashPool::start(Duration::from_millis(100));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(std::sync::Mutex::new(hold));
+        // Every thread busy and 20 jobs of 100 ms queued per thread: about 2 s
+        // until one more job's answer, whatever the number of CPUs.
+        let jobs = pool.threads * 21;
+        let mut busy = Vec::new();
+        for _ in 0..jobs {
+            let hold = Arc::clone(&hold);
+            let pool = pool.clone();
+            busy.push(tokio::spawn(async move {
+                pool.run(move || hold.lock().unwrap().recv().is_ok(), None)
+                    .await
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.state.lock().unwrap().backlog.len() < pool.threads * 20 {
+            assert!(Instant::now() < deadline, "the backlog never filled");
+            tokio::task::yield_now().await;
+        }
+        assert!(!pool.is_full(Duration::from_secs(60)));
+        assert!(pool.is_full(Duration::from_secs(1)));
+        let refused = pool.run(|| true, Some(Duration::from_secs(1))).await;
+        assert!(matches!(refused, Err(ApiError::Overloaded)), "{refused:?}");
+        for _ in 0..jobs {
+            release.send(()).unwrap();
+        }
+        for job in busy {
+            assert!(job.await.unwrap().unwrap());
+        }
     }
 }

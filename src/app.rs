@@ -62,6 +62,7 @@ pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyh
         storage.clone(),
         keys,
         codes.clone(),
+        &settings.passwords,
         settings.session_ttl_secs,
         domain,
     );

@@ -50,27 +50,32 @@ impl Codes {
         &self.policy
     }
 
-    /// Records the request against the limits and, where the code can be used,
-    /// writes the code and its mail in the same transaction. Returns whether a
-    /// mail was queued (never shown to the client).
+    /// Records the request against the limits and writes, in the same
+    /// transaction, the code and its mail where the code can be used, or a
+    /// notice without a code. Every accepted request mails exactly one message.
     pub async fn request(
         &self,
         email: &EmailAddress,
         purpose: Purpose,
         lang: Lang,
         ip_key: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<(), ApiError> {
         let now = clock::now();
         let code = Code::generate(self.policy.length);
         let code_hash = self.keys.code_hash(email, purpose, &code);
         let expires_at = now + self.policy.ttl_secs;
-        let mail = NewMessage {
+        let message = |kind, payload| NewMessage {
             message_id: mail::new_message_id(&self.message_domain),
             to: email.clone(),
-            kind: MailKind::Code(purpose),
+            kind,
             lang,
-            payload: Some(code.expose().to_string()),
+            payload,
+            // A notice answers a code request: no use once the code would have expired.
             expires_at,
+        };
+        let notice = match purpose {
+            Purpose::Register => MailKind::AccountExists,
+            _ => MailKind::NoAccount,
         };
         let outcome = self
             .storage
@@ -81,16 +86,16 @@ impl Codes {
                 now,
                 limits: self.limits,
                 code_hash,
+                phantom_hash: phantom_hash(),
                 code_expires_at: expires_at,
-                mail,
+                mail: message(MailKind::Code(purpose), Some(code.expose().to_string())),
+                notice: message(notice, None),
             })
             .await?;
         match outcome {
-            CodeRequestOutcome::Accepted { mailed } => {
-                if mailed {
-                    crate::metrics::code_issued();
-                }
-                Ok(mailed)
+            CodeRequestOutcome::Accepted => {
+                crate::metrics::code_issued();
+                Ok(())
             }
             CodeRequestOutcome::RateLimited { retry_after } => Err(ApiError::RateLimited {
                 retry_after: retry_after.max(1) as u64,
@@ -123,16 +128,19 @@ impl Codes {
         submitted: &str,
     ) -> Result<CodeGuess, ApiError> {
         let code = Code::parse(submitted, self.policy.length).ok_or(ApiError::InvalidCode)?;
+        let now = clock::now();
         Ok(CodeGuess {
             email: email.clone(),
             purpose,
-            now: clock::now(),
+            now,
             limits: GuessLimits {
                 max_attempts: self.policy.max_attempts,
                 max_failures: self.policy.max_failures,
                 lock_secs: LOCK_SECS,
             },
             hash: self.keys.code_hash(email, purpose, &code),
+            phantom_hash: phantom_hash(),
+            phantom_expires_at: now + self.policy.ttl_secs,
         })
     }
 
@@ -149,4 +157,14 @@ impl Codes {
             }),
         }
     }
+}
+
+/// 32 random bytes: stored where no code was mailed. Code hashes are keyed
+/// hashes of short codes, so no code's hash is ever equal to it and every
+/// guess against it is wrong, at the cost of any other comparison.
+fn phantom_hash() -> [u8; 32] {
+    use rand::RngCore;
+    let mut hash = [0; 32];
+    rand::rngs::OsRng.fill_bytes(&mut hash);
+    hash
 }

@@ -215,6 +215,15 @@ pub struct CodePolicy {
     pub resend_cooldown_secs: i64,
 }
 
+/// Password guessing: `PASSWORD_MAX_FAILURES` (0 disables),
+/// `PASSWORD_LOCK_SECS`, `RATE_LOGIN_IP_PER_HOUR` (0 disables).
+#[derive(Debug, Clone)]
+pub struct PasswordPolicy {
+    pub max_failures: i64,
+    pub lock_secs: i64,
+    pub login_ip_per_hour: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     pub per_email_per_hour: i64,
@@ -298,6 +307,7 @@ pub struct Settings {
     pub secret_key: Option<SecretString>,
     pub admin_token: Option<SecretString>,
     pub codes: CodePolicy,
+    pub passwords: PasswordPolicy,
     pub limits: RateLimits,
     pub session_ttl_secs: i64,
     pub mail_lang: Lang,
@@ -518,6 +528,11 @@ impl Settings {
                 max_attempts: src.num("CODE_MAX_ATTEMPTS", 5, 1..=20)?,
                 max_failures: src.num("CODE_MAX_FAILURES", 100, 0..=1_000_000)?,
                 resend_cooldown_secs: src.num("RESEND_COOLDOWN_SECS", 60, 0..=86_400)?,
+            },
+            passwords: PasswordPolicy {
+                max_failures: src.num("PASSWORD_MAX_FAILURES", 10, 0..=1_000_000)?,
+                lock_secs: src.num("PASSWORD_LOCK_SECS", 900, 1..=86_400)?,
+                login_ip_per_hour: src.num("RATE_LOGIN_IP_PER_HOUR", 100, 0..=1_000_000)?,
             },
             limits: RateLimits {
                 per_email_per_hour: src.num("RATE_EMAIL_PER_HOUR", 5, 0..=1_000_000)?,

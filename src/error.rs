@@ -27,7 +27,7 @@ pub enum ApiError {
     Unauthorized,
     #[error("too many requests; try again in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
-    #[error("too many wrong codes; try again in {retry_after} seconds")]
+    #[error("too many wrong attempts; try again in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
@@ -39,6 +39,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// More password checks wait than the hash pool can finish in about 2 s.
+    #[error("too many sign-ins are being checked; try again in a second")]
+    Overloaded,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -61,7 +64,7 @@ impl ApiError {
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::NotFound => (S::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable | Self::Overloaded => (S::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -98,10 +101,17 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::RateLimited { retry_after } | Self::TooManyAttempts { retry_after } = self {
+        let retry_after = match self {
+            Self::RateLimited { retry_after } | Self::TooManyAttempts { retry_after } => {
+                Some(retry_after.max(1))
+            }
+            Self::Overloaded => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

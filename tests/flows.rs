@@ -74,12 +74,13 @@ async fn register_me_logout() {
     assert_eq!(me.body["id"], r.body["user"]["id"]);
     assert!(me.body["created_at"].as_str().unwrap().ends_with('Z'));
 
-    // The code is single use.
+    // The code is single use, and an address with an account holds no
+    // register code: the same answer as any wrong code (v2.1, no oracle).
     let again = app
         .register("new.user@example.com", "a good password", &code)
         .await;
-    assert_eq!(again.status, 409, "{}", again.raw);
-    assert_eq!(again.error_code(), "email_taken");
+    assert_eq!(again.status, 400, "{}", again.raw);
+    assert_eq!(again.error_code(), "invalid_code");
 
     assert_eq!(app.logout(token).await.status, 204);
     let me = app.me(token).await;
@@ -162,7 +163,7 @@ async fn reset_password_ends_sessions_and_mails_a_notice() {
 }
 
 #[tokio::test]
-async fn codes_only_go_where_they_can_be_used_and_answers_do_not_tell() {
+async fn every_202_mails_one_message_a_code_only_where_it_can_be_used() {
     let (_certs, smtp, app) = start().await;
     register(&app, &smtp, "sam@example.com", "sam password").await;
 
@@ -174,18 +175,38 @@ async fn codes_only_go_where_they_can_be_used_and_answers_do_not_tell() {
         assert_eq!(r.status, 202);
         assert_eq!(r.raw, free.raw, "byte-identical answers");
     }
-    // A marker mail after the others: once it is in, the others would be too.
+    // A code mail after the others: once it is in, the others would be too.
     smtp.wait_for_mail("tess@example.com", WAIT).await;
-    mailed_code(&app, &smtp, "sam@example.com", "login", 2).await;
-    assert_eq!(
-        smtp.mails_to("sam@example.com").len(),
-        2,
-        "no register code for an existing account"
-    );
+    let login_code = mailed_code(&app, &smtp, "sam@example.com", "login", 3).await;
+    let sam = smtp.mails_to("sam@example.com");
+    assert_eq!(sam.len(), 3, "one message per 202: code, notice, code");
+    // The second is the notice: no code, links to sign in and to reset.
+    let notice = &sam[1];
+    assert_eq!(notice.subject, "该邮箱已注册");
+    let base = format!("http://127.0.0.1:{}", app.port);
+    for link in ["/login", "/forgot-password"] {
+        assert!(
+            notice.text.contains(&format!("{base}{link}")),
+            "{}",
+            notice.text
+        );
+    }
+    assert!(!notice.text.contains(&login_code));
+    let uma = smtp.wait_for_nth("uma@example.com", 2, WAIT).await;
+    assert_eq!(uma.subject, "该邮箱尚未注册");
     assert!(
-        smtp.mails_to("uma@example.com").is_empty(),
-        "no login or reset code for an unknown address"
+        uma.text.contains(&format!("{base}/register")),
+        "{}",
+        uma.text
     );
+    assert_eq!(
+        smtp.mails_to("uma@example.com").len(),
+        2,
+        "one notice per 202"
+    );
+    // Neither notice carries anything a code check accepts.
+    let r = app.login_code("uma@example.com", &login_code).await;
+    assert_eq!((r.status, r.error_code()), (400, "invalid_code"));
 }
 
 #[tokio::test]

@@ -463,6 +463,25 @@ async fn too_many_wrong_codes_show_by_the_code_field() {
 }
 
 #[tokio::test]
+async fn a_password_lock_shows_by_the_password_field() {
+    let app = dev_app(&[("PASSWORD_MAX_FAILURES", "2")]).await;
+    let email = "locked@example.com";
+    api_account(&app, email, "a fine password").await;
+    let mut b = Browser::new(&app);
+    let csrf = b.get("/login?lang=en", &[]).await.csrf();
+    for _ in 0..2 {
+        let page = b.login(&csrf, email, "a wrong password", &[]).await;
+        assert_eq!(page.status, 401);
+    }
+    let page = b.login(&csrf, email, "a fine password", &[]).await;
+    assert_eq!(page.status, 429);
+    assert_eq!(
+        field_error(&page, "password"),
+        "Too many wrong passwords for this address. Try again in 15 minutes, or sign in with a code."
+    );
+}
+
+#[tokio::test]
 async fn no_dev_mailbox_link_when_smtp_is_configured() {
     let port = free_port().to_string();
     let app = dev_app(&[

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,23 @@ async fn send_code(
     let email = EmailAddress::parse(&body.email)?;
     let purpose = Purpose::parse(&body.purpose).ok_or(ApiError::InvalidPurpose)?;
     let lang = choose_lang(body.lang.as_deref(), &headers, state.settings.mail_lang)?;
+    let ip_key = client_key(&state, peer, &headers);
+    state.codes.request(&email, purpose, lang, &ip_key).await?;
+    state.outbox_wake.notify_one();
+    // The same bytes whether the mail is a code or a notice: nothing to learn here.
+    let policy = state.codes.policy();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CodeSent {
+            expires_in: policy.ttl_secs,
+            resend_after: policy.resend_cooldown_secs,
+        }),
+    ))
+}
+
+/// The client's network as the per-IP limits count it: the peer, or the
+/// `X-Forwarded-For` hop that `TRUSTED_PROXIES` vouch for.
+fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
     let forwarded: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -91,22 +109,16 @@ async fn send_code(
         &forwarded,
         &state.settings.limits.trusted_proxies,
     );
-    if state
-        .codes
-        .request(&email, purpose, lang, &limits::ip_key(ip))
-        .await?
-    {
-        state.outbox_wake.notify_one();
-    }
-    // The same bytes whether or not a mail went out: nothing to learn here.
-    let policy = state.codes.policy();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(CodeSent {
-            expires_in: policy.ttl_secs,
-            resend_after: policy.resend_cooldown_secs,
-        }),
-    ))
+    limits::ip_key(ip)
+}
+
+/// An answer that carries a token or an account: no cache may keep it.
+fn no_store(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -120,14 +132,17 @@ struct RegisterBody {
 async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterBody>,
-) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+) -> Result<Response, ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let password = Password::parse(body.password)?;
     let session = state
         .accounts
         .register(&email, password, &body.code)
         .await?;
-    Ok((StatusCode::CREATED, Json(session_json(&session))))
+    Ok(no_store((
+        StatusCode::CREATED,
+        Json(session_json(&session)),
+    )))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -136,11 +151,13 @@ struct LoginBody {
     password: String,
 }
 
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, responses((status = 200, body = SessionView), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<SessionView>, ApiError> {
+) -> Result<Response, ApiError> {
     // A malformed address or an impossible password cannot belong to an
     // account: the same 401 as a wrong password, after the same work.
     let email = EmailAddress::parse(&body.email).map_err(|_| ApiError::InvalidCredentials);
@@ -149,9 +166,9 @@ async fn login(
         (Ok(e), Ok(p)) => (e, p),
         _ => return Err(state.accounts.reject_login().await),
     };
-    Ok(Json(session_json(
-        &state.accounts.login(&email, password).await?,
-    )))
+    let ip_key = client_key(&state, peer, &headers);
+    let session = state.accounts.login(&email, password, &ip_key).await?;
+    Ok(no_store(Json(session_json(&session))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -164,10 +181,10 @@ struct LoginCodeBody {
 async fn login_code(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginCodeBody>,
-) -> Result<Json<SessionView>, ApiError> {
+) -> Result<Response, ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let session = state.accounts.login_with_code(&email, &body.code).await?;
-    Ok(Json(session_json(&session)))
+    Ok(no_store(Json(session_json(&session))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -196,13 +213,13 @@ async fn reset_password(
 }
 
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
-async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let user = state.accounts.user_for_token(bearer(&headers)?).await?;
-    Ok(Json(Me {
+    Ok(no_store(Json(Me {
         id: user.id.to_string(),
         email: user.email,
         created_at: clock::rfc3339(user.created_at),
-    }))
+    })))
 }
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "the session ended"), (status = 401, body = ErrorBody)))]

@@ -1,6 +1,7 @@
 //! The dev mailbox: with no SMTP settings, mail lands here instead.
 
 use axum::extract::State;
+use axum::middleware;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,13 +18,15 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dev/mailbox", get(mailbox_html))
         .route("/dev/mailbox.json", get(mailbox_json))
+        // Codes on a page: the same framing, sniffing and cache rules as the pages.
+        .layer(middleware::from_fn(crate::pages::security_headers))
 }
 
 async fn mailbox_json(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mails = state.storage.dev_mailbox(SHOWN).await?;
     let messages: Vec<Value> = mails
         .iter()
-        .map(|m| json!({"to": m.to, "subject": m.subject, "text": m.text, "created_at": clock::rfc3339(m.created_at)}))
+        .map(|m| json!({"to": m.to, "subject": m.subject, "text": m.text, "code": m.code, "created_at": clock::rfc3339(m.created_at)}))
         .collect();
     Ok(Json(json!({ "messages": messages })))
 }

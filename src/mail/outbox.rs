@@ -108,7 +108,7 @@ impl Worker {
                 if claimed.elapsed() > LEASE_SPARE {
                     // Its send might outlast the lease: hand it back rather
                     // than risk another instance taking it mid-send.
-                    let _ = done.send(Finished::unclaimed(msg.id));
+                    let _ = done.send(Finished::unclaimed(&msg));
                     continue;
                 }
                 let (worker, done) = (Arc::clone(&self), done.clone());
@@ -131,7 +131,7 @@ impl Worker {
         // Stop claiming; hand back what was claimed but not started, let what
         // was started end (each send is bounded by its deadline), and record it all.
         for (_, msg) in ready {
-            let _ = done.send(Finished::unclaimed(msg.id));
+            let _ = done.send(Finished::unclaimed(&msg));
         }
         while inflight.join_next().await.is_some() {}
         drop(done);
@@ -221,6 +221,8 @@ impl Worker {
         let lang = Lang::parse(&msg.lang).unwrap_or_default();
         let (template, purpose) = match kind {
             MailKind::Code(p) => ("code", p.as_str()),
+            MailKind::AccountExists => ("account_exists", ""),
+            MailKind::NoAccount => ("no_account", ""),
             MailKind::PasswordChanged => ("password_changed", ""),
             MailKind::Test => ("test", ""),
         };
@@ -239,14 +241,20 @@ impl Worker {
             // Dev mode only: there is no real mailbox, so the log is one.
             tracing::info!(to = %msg.recipient, kind = %msg.kind, code = %code, "dev mailbox: code");
         }
+        let carries_code = matches!(MailKind::parse(&msg.kind), Some(MailKind::Code(_)));
         let mail = DevMail {
             to: msg.recipient.clone(),
             subject: rendered.subject,
             // Shown in a browser, not sent over SMTP: plain line ends.
             text: rendered.text.replace("\r\n", "\n"),
+            code: msg.payload.clone().filter(|_| carries_code),
             created_at: clock::now(),
         };
-        if let Err(e) = self.storage.deliver_to_dev_mailbox(msg.id, mail).await {
+        let stored = self
+            .storage
+            .deliver_to_dev_mailbox(msg.id, msg.attempts, mail)
+            .await;
+        if let Err(e) = stored {
             tracing::warn!(error = %e, id = msg.id, "cannot store in the dev mailbox; will retry after the lease");
         }
     }
@@ -272,6 +280,7 @@ impl Worker {
         };
         Finished {
             id: msg.id,
+            attempt: msg.attempts,
             outcome,
             at: now,
         }

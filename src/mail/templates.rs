@@ -25,6 +25,12 @@ const BUILTIN: &[(&str, &str)] = builtin![
     "zh-CN" / "test.subject.txt",
     "zh-CN" / "test.txt",
     "zh-CN" / "test.html",
+    "zh-CN" / "account_exists.subject.txt",
+    "zh-CN" / "account_exists.txt",
+    "zh-CN" / "account_exists.html",
+    "zh-CN" / "no_account.subject.txt",
+    "zh-CN" / "no_account.txt",
+    "zh-CN" / "no_account.html",
     "en" / "code.subject.txt",
     "en" / "code.txt",
     "en" / "code.html",
@@ -34,6 +40,22 @@ const BUILTIN: &[(&str, &str)] = builtin![
     "en" / "test.subject.txt",
     "en" / "test.txt",
     "en" / "test.html",
+    "en" / "account_exists.subject.txt",
+    "en" / "account_exists.txt",
+    "en" / "account_exists.html",
+    "en" / "no_account.subject.txt",
+    "en" / "no_account.txt",
+    "en" / "no_account.html",
+];
+
+/// Every template, each in every language: a code, the notices sent instead
+/// of a code, the password-changed notice and the test mail.
+pub const KINDS: [&str; 5] = [
+    "code",
+    "account_exists",
+    "no_account",
+    "password_changed",
+    "test",
 ];
 
 /// What a template may use.
@@ -92,7 +114,7 @@ impl Templates {
 
     fn check(&self) -> Result<(), String> {
         for lang in [Lang::ZhCn, Lang::En] {
-            for kind in ["code", "password_changed", "test"] {
+            for kind in KINDS {
                 let ctx = MailContext {
                     purpose: "register",
                     code: Some("123456"),
@@ -106,7 +128,7 @@ impl Templates {
         Ok(())
     }
 
-    /// `kind` is `code`, `password_changed` or `test`.
+    /// `kind` is one of [`KINDS`].
     pub fn render(
         &self,
         kind: &str,
@@ -188,6 +210,29 @@ mod tests {
             t.render("code", Lang::En, &ctx()).unwrap().subject,
             "Your sign-in code"
         );
+    }
+
+    #[test]
+    fn notices_carry_no_code_and_link_to_the_right_page() {
+        let t = Templates::new(None).unwrap();
+        for lang in [Lang::ZhCn, Lang::En] {
+            for (kind, links) in [
+                ("account_exists", &["/login", "/forgot-password"][..]),
+                ("no_account", &["/register"][..]),
+            ] {
+                let m = t.render(kind, lang, &ctx()).unwrap();
+                assert!(!m.text.contains("482913") && !m.html.contains("482913"));
+                for link in links {
+                    let url = format!("https://auth.example.com{link}");
+                    // The HTML part escapes `/` (as `&#x2f;`), which an href decodes.
+                    let html = m.html.replace("&#x2f;", "/");
+                    assert!(
+                        m.text.contains(&url) && html.contains(&url),
+                        "{lang} {kind}: {html}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Page {
                 self.t("err_invalid_credentials"),
                 S::UNAUTHORIZED,
             ),
-            ApiError::Unavailable => (
+            ApiError::Unavailable | ApiError::Overloaded => (
                 Field::Form,
                 self.t("err_unavailable"),
                 S::SERVICE_UNAVAILABLE,
@@ -83,6 +83,18 @@ impl Page {
                 )
             }
         }
+    }
+
+    /// A password sign-in's error: its lock and its per-network limit are
+    /// about passwords, shown by the password field; the rest as anywhere.
+    pub fn describe_login(&self, e: &ApiError) -> (Field, String, StatusCode) {
+        let (key, secs) = match e {
+            ApiError::TooManyAttempts { retry_after } => ("err_password_locked", *retry_after),
+            ApiError::RateLimited { retry_after } => ("err_login_rate_limited", *retry_after),
+            other => return self.describe(other),
+        };
+        let text = self.wait_text(key, secs);
+        (Field::Password, text, StatusCode::TOO_MANY_REQUESTS)
     }
 
     /// "… in {n} seconds", or in minutes (rounded up) once that reads better.

@@ -135,14 +135,12 @@ async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
             .codes
             .request(&email, flow.purpose, page.lang, &page.ip_key())
             .await
-            .map(|mailed| (email, mailed)),
+            .map(|()| email),
         Err(e) => Err(e.into()),
     };
     match result {
-        Ok((email, mailed)) => {
-            if mailed {
-                state.outbox_wake.notify_one();
-            }
+        Ok(email) => {
+            state.outbox_wake.notify_one();
             let policy = state.codes.policy();
             let notice = page
                 .t(flow.sent)
@@ -221,7 +219,11 @@ async fn complete(page: &Page, flow: Flow, form: &PageForm) -> Result<Session, A
             page.state.outbox_wake.notify_one();
             // Every older session just ended; this browser gets a new one.
             accounts
-                .login(&email, Password::parse(form.password.clone())?)
+                .login(
+                    &email,
+                    Password::parse(form.password.clone())?,
+                    &page.ip_key(),
+                )
                 .await
         }
         Purpose::Login => accounts.login_with_code(&email, code).await,

@@ -42,13 +42,13 @@ pub async fn submit(page: Page, Form(form): Form<PageForm>) -> Response {
         EmailAddress::parse(form.email.trim()),
         Password::parse(form.password),
     ) {
-        (Ok(email), Ok(password)) => accounts.login(&email, password).await,
+        (Ok(email), Ok(password)) => accounts.login(&email, password, &page.ip_key()).await,
         _ => Err(accounts.reject_login().await),
     };
     match result {
         Ok(session) => page.signed_in(&session),
         Err(e) => {
-            let (field, text, status) = page.describe(&e);
+            let (field, text, status) = page.describe_login(&e);
             render(&page, &form.email, None, Errors::at(field, text), status)
         }
     }

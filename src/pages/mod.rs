@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
         .layer(Extension(Arc::new(Pages::new())))
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     headers.insert(

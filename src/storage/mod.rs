@@ -3,6 +3,7 @@
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
 mod exec;
+mod passwords;
 mod postgres;
 mod queries;
 mod sqlite;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use crate::domain::{EmailAddress, Lang, Purpose};
 
+pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use writes::{Finished, Outcome};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +106,12 @@ pub struct User {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MailKind {
     Code(Purpose),
+    /// The answer to a register request for an address that has an account:
+    /// sign in or reset the password. No code.
+    AccountExists,
+    /// The answer to a login or reset request for an address without an
+    /// account: register. No code.
+    NoAccount,
     PasswordChanged,
     Test,
 }
@@ -112,6 +120,8 @@ impl MailKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Code(p) => p.as_str(),
+            Self::AccountExists => "account_exists",
+            Self::NoAccount => "no_account",
             Self::PasswordChanged => "password_changed",
             Self::Test => "test",
         }
@@ -119,6 +129,8 @@ impl MailKind {
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "account_exists" => Some(Self::AccountExists),
+            "no_account" => Some(Self::NoAccount),
             "password_changed" => Some(Self::PasswordChanged),
             "test" => Some(Self::Test),
             other => Purpose::parse(other).map(Self::Code),
@@ -180,6 +192,8 @@ pub struct DevMail {
     pub to: String,
     pub subject: String,
     pub text: String,
+    /// The code the mail carried; `None` for a notice or other mail.
+    pub code: Option<String>,
     pub created_at: i64,
 }
 
@@ -199,8 +213,14 @@ pub struct CodeRequest {
     pub now: i64,
     pub limits: SendLimits,
     pub code_hash: [u8; 32],
+    /// Stored instead of `code_hash` where the code could not be used: the
+    /// hash of no code at all, so every guess against it is wrong.
+    pub phantom_hash: [u8; 32],
     pub code_expires_at: i64,
+    /// The code mail, sent where the code can be used.
     pub mail: NewMessage,
+    /// The notice without a code, sent everywhere else.
+    pub notice: NewMessage,
 }
 
 impl CodeRequest {
@@ -224,6 +244,10 @@ pub struct CodeGuess {
     pub limits: GuessLimits,
     /// The submitted code's hash (`Keys::code_hash`).
     pub hash: [u8; 32],
+    /// Where no live code exists, a row with this hash (of no code) and
+    /// lifetime takes its place, so the guess is counted like any other.
+    pub phantom_hash: [u8; 32],
+    pub phantom_expires_at: i64,
 }
 
 impl CodeGuess {
@@ -243,10 +267,8 @@ pub struct NewSession {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeRequestOutcome {
-    /// Accepted; `mailed` says whether a code and mail were written.
-    Accepted {
-        mailed: bool,
-    },
+    /// Accepted: a code or a notice was written to the outbox.
+    Accepted,
     RateLimited {
         retry_after: i64,
     },
@@ -261,7 +283,8 @@ pub enum CodeCheck {
     Valid,
     /// Wrong, expired, used, voided or never sent: one answer for all.
     Invalid,
-    /// The live code has had `CODE_MAX_ATTEMPTS` guesses.
+    /// The live code (or the stand-in for a missing one) has had
+    /// `CODE_MAX_ATTEMPTS` guesses.
     Exhausted,
     Locked {
         retry_after: i64,
@@ -385,6 +408,30 @@ impl Storage {
         ))
     }
 
+    /// Decides whether a password may be checked now and, if so, counts it
+    /// as a failure until `password_login_succeeded` says otherwise: counted
+    /// before the hash, so parallel guesses cannot pass the limit.
+    pub async fn begin_password_try(&self, attempt: PasswordTry) -> Result<PasswordGate> {
+        write_tx!(self, keys & [attempt.email.as_str()], |db| {
+            passwords::begin_try(db, &attempt)
+        })
+    }
+
+    /// A right password: its address's password and code failures are forgotten.
+    pub async fn password_login_succeeded(&self, email: &EmailAddress) -> Result<()> {
+        let email = email.clone();
+        write_tx!(self, keys & [email.as_str()], |db| passwords::succeeded(
+            db,
+            email.as_str()
+        ))
+    }
+
+    /// A wrong password (or an unknown address), for the per-IP limit.
+    pub async fn password_login_failed(&self, ip_key: &str, now: i64) -> Result<()> {
+        let ip_key = ip_key.to_string();
+        write_tx!(self, keys & [], |db| passwords::failed(db, &ip_key, now))
+    }
+
     /// `None` when the address is taken.
     pub async fn create_user(
         &self,
@@ -480,9 +527,10 @@ impl Storage {
         dispatch!(self, outbox_stats(since))
     }
 
-    pub async fn deliver_to_dev_mailbox(&self, id: i64, mail: DevMail) -> Result<()> {
+    /// Stores a message in the dev mailbox, for the claim (`attempt`) that holds it.
+    pub async fn deliver_to_dev_mailbox(&self, id: i64, attempt: i64, mail: DevMail) -> Result<()> {
         write_tx!(self, keys & [], |db| writes::deliver_to_dev_mailbox(
-            db, id, &mail
+            db, id, attempt, &mail
         ))
     }
 
@@ -513,6 +561,8 @@ mod tests {
                 lock_secs: 0,
             },
             hash: [7; 32],
+            phantom_hash: [0; 32],
+            phantom_expires_at: 0,
         };
         assert!(guess.matches(&[7; 32]));
         assert!(!guess.matches(&[7; 31]), "a prefix is not a match");

@@ -77,7 +77,7 @@ macro_rules! shared_queries {
 
         pub async fn outbox_stats(pool: &sqlx::Pool<$db>, since: i64) -> Result<OutboxStats> {
             Ok(sqlx::query_as(
-                "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at > $1) AS sent,
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at > $1 AND dev = 0) AS sent,
                         (SELECT COUNT(*) FROM outbox WHERE failed_at > $1) AS failed,
                         (SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')) AS queued",
             )
@@ -88,7 +88,7 @@ macro_rules! shared_queries {
 
         pub async fn dev_mailbox(pool: &sqlx::Pool<$db>, limit: i64) -> Result<Vec<DevMail>> {
             Ok(sqlx::query_as(
-                "SELECT recipient, subject, text, created_at FROM dev_mailbox ORDER BY id DESC LIMIT $1",
+                "SELECT recipient, subject, text, code, created_at FROM dev_mailbox ORDER BY id DESC LIMIT $1",
             )
             .bind(limit)
             .fetch_all(pool)

@@ -80,18 +80,23 @@ pub(super) async fn request_code(
     let has_account = db
         .exists("SELECT 1 FROM users WHERE email = $1", args![email])
         .await?;
-    let mailed = has_account == req.purpose.needs_account();
-    if mailed {
-        db.execute(
-            "INSERT INTO codes (email, purpose, code_hash, expires_at, attempts, used) VALUES ($1, $2, $3, $4, 0, 0)
-             ON CONFLICT (email, purpose) DO UPDATE SET code_hash = excluded.code_hash,
-                 expires_at = excluded.expires_at, attempts = 0, used = 0",
-            args![email, purpose, &req.code_hash[..], req.code_expires_at],
-        )
-        .await?;
-        insert_message(db, &req.mail, req.now).await?;
-    }
-    Ok(CodeRequestOutcome::Accepted { mailed })
+    // Where the code could not be used, the row holds the hash of no code and
+    // the mail is a notice: guesses are then counted and answered just like
+    // guesses against a mailed code, and nothing tells the two apart.
+    let usable = has_account == req.purpose.needs_account();
+    let (code_hash, mail) = match usable {
+        true => (&req.code_hash, &req.mail),
+        false => (&req.phantom_hash, &req.notice),
+    };
+    db.execute(
+        "INSERT INTO codes (email, purpose, code_hash, expires_at, attempts, used) VALUES ($1, $2, $3, $4, 0, 0)
+         ON CONFLICT (email, purpose) DO UPDATE SET code_hash = excluded.code_hash,
+             expires_at = excluded.expires_at, attempts = 0, used = 0",
+        args![email, purpose, &code_hash[..], req.code_expires_at],
+    )
+    .await?;
+    insert_message(db, mail, req.now).await?;
+    Ok(CodeRequestOutcome::Accepted)
 }
 
 pub(super) async fn check_code(db: &mut impl Exec, guess: &CodeGuess) -> Result<CodeCheck> {
@@ -100,6 +105,17 @@ pub(super) async fn check_code(db: &mut impl Exec, guess: &CodeGuess) -> Result<
     if let Failures::Locked { retry_after } = record {
         return Ok(CodeCheck::Locked { retry_after });
     }
+    // No live code (none sent, or expired, used or voided): one nobody knows
+    // takes its place, so this guess and the next are counted and answered as
+    // if a code had been mailed. A live row is left as it is.
+    db.execute(
+        "INSERT INTO codes (email, purpose, code_hash, expires_at, attempts, used) VALUES ($1, $2, $3, $4, 0, 0)
+         ON CONFLICT (email, purpose) DO UPDATE SET code_hash = excluded.code_hash,
+             expires_at = excluded.expires_at, attempts = 0, used = 0
+         WHERE codes.used <> 0 OR codes.expires_at <= $5",
+        args![email, purpose, &guess.phantom_hash[..], guess.phantom_expires_at, now],
+    )
+    .await?;
     // The guess is counted before it is compared, so no number of parallel
     // guesses can get more than `max_attempts` comparisons.
     let counted = db
@@ -111,17 +127,7 @@ pub(super) async fn check_code(db: &mut impl Exec, guess: &CodeGuess) -> Result<
         )
         .await?;
     let Some(stored) = counted else {
-        let live = db
-            .exists(
-                "SELECT 1 FROM codes WHERE email = $1 AND purpose = $2 AND used = 0 AND expires_at > $3",
-                args![email, purpose, now],
-            )
-            .await?;
-        return Ok(if live {
-            CodeCheck::Exhausted
-        } else {
-            CodeCheck::Invalid
-        });
+        return Ok(CodeCheck::Exhausted);
     };
     if !guess.matches(&stored) {
         record_failure(db, email, now, guess.limits).await?;
@@ -155,6 +161,7 @@ pub(super) async fn login_with_code(
         .await?;
     if let Some(user) = &user {
         create_session(db, user.id, session).await?;
+        super::passwords::clear(db, guess.email.as_str()).await?;
     }
     Ok((check, user))
 }
@@ -199,13 +206,19 @@ pub(super) async fn create_user(
     password_hash: &str,
     now: i64,
 ) -> Result<Option<User>> {
-    db.user(
-        "INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, $3)
-         ON CONFLICT (email) DO NOTHING
-         RETURNING id, email, password_hash, created_at",
-        args![email, password_hash, now],
-    )
-    .await
+    let user = db
+        .user(
+            "INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO NOTHING
+             RETURNING id, email, password_hash, created_at",
+            args![email, password_hash, now],
+        )
+        .await?;
+    if user.is_some() {
+        // Wrong passwords tried before the account existed lock out nobody.
+        super::passwords::clear(db, email).await?;
+    }
+    Ok(user)
 }
 
 pub(super) async fn reset_password(
@@ -222,6 +235,7 @@ pub(super) async fn reset_password(
     .await?;
     db.execute("DELETE FROM sessions WHERE user_id = $1", args![user_id])
         .await?;
+    super::passwords::clear(db, notice.to.as_str()).await?;
     insert_message(db, notice, now).await?;
     Ok(())
 }
@@ -301,15 +315,19 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub id: i64,
+    /// The claim that made the try (the message's `attempts` it set): an
+    /// outcome is recorded only while no later claim has taken the message.
+    pub attempt: i64,
     pub outcome: Outcome,
     /// When it ended.
     pub at: i64,
 }
 
 impl Finished {
-    pub fn unclaimed(id: i64) -> Self {
+    pub fn unclaimed(msg: &OutboxMessage) -> Self {
         Self {
-            id,
+            id: msg.id,
+            attempt: msg.attempts,
             outcome: Outcome::Unclaimed,
             at: crate::clock::now(),
         }
@@ -329,16 +347,21 @@ pub(super) async fn record_outcomes(db: &mut impl Exec, finished: &[Finished]) -
         .partition(|f| matches!(f.outcome, Outcome::Sent { .. }));
     let mut chunks = sent.chunks_exact(SENT_CHUNK);
     for chunk in &mut chunks {
-        let mut args = Vec::with_capacity(3 * SENT_CHUNK);
+        let mut args = Vec::with_capacity(4 * SENT_CHUNK);
         for f in chunk {
             if let Outcome::Sent { reply } = &f.outcome {
-                args.extend([Arg::Int(f.id), Arg::Text(reply), Arg::Int(f.at)]);
+                args.extend([
+                    Arg::Int(f.id),
+                    Arg::Int(f.attempt),
+                    Arg::Text(reply),
+                    Arg::Int(f.at),
+                ]);
             }
         }
         db.execute(sent_chunk_sql(), &args).await?;
     }
     for f in chunks.remainder().iter().chain(&others) {
-        record_outcome(db, f.id, &f.outcome, f.at).await?;
+        record_outcome(db, f).await?;
     }
     Ok(())
 }
@@ -352,74 +375,85 @@ fn sent_chunk_sql() -> &'static str {
     SQL.get_or_init(|| {
         let rows: Vec<String> = (0..SENT_CHUNK)
             .map(|i| {
-                let n = 3 * i;
+                let n = 4 * i;
                 format!(
-                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT))",
+                    "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT))",
                     n + 1,
                     n + 2,
-                    n + 3
+                    n + 3,
+                    n + 4
                 )
             })
             .collect();
         format!(
-            "WITH done (id, reply, sent) AS (VALUES {})
+            "WITH done (id, attempt, reply, sent) AS (VALUES {})
              UPDATE outbox SET status = 'sent', sent_at = done.sent, last_reply = done.reply,
                  payload = NULL, lease_until = NULL
-             FROM done WHERE outbox.id = done.id",
+             FROM done WHERE outbox.id = done.id AND outbox.attempts = done.attempt
+                 AND outbox.status = 'sending'",
             rows.join(", ")
         )
     })
 }
 
-async fn record_outcome(db: &mut impl Exec, id: i64, outcome: &Outcome, now: i64) -> Result<()> {
-    match outcome {
+/// Every statement is fenced by the claim (`attempts`) and `sending`: a try
+/// whose lease ran out and whose message another claim took changes nothing.
+/// Returns whether the outcome was recorded.
+async fn record_outcome(db: &mut impl Exec, f: &Finished) -> Result<bool> {
+    let (id, attempt, now) = (f.id, f.attempt, f.at);
+    let changed = match &f.outcome {
         Outcome::Sent { reply } => db.execute(
             "UPDATE outbox SET status = 'sent', sent_at = $1, last_reply = $2, payload = NULL, lease_until = NULL
-             WHERE id = $3",
-            args![now, reply, id],
+             WHERE id = $3 AND attempts = $4 AND status = 'sending'",
+            args![now, reply, id, attempt],
         )
         .await?,
         Outcome::Retry { error, next_attempt_at } => db.execute(
             "UPDATE outbox SET status = 'queued', last_error = $1, next_attempt_at = $2, lease_until = NULL
-             WHERE id = $3 AND status = 'sending'",
-            args![error, *next_attempt_at, id],
+             WHERE id = $3 AND attempts = $4 AND status = 'sending'",
+            args![error, *next_attempt_at, id, attempt],
         )
         .await?,
         Outcome::Failed { error } => db.execute(
             "UPDATE outbox SET status = 'failed', last_error = $1, failed_at = $2, payload = NULL, lease_until = NULL
-             WHERE id = $3 AND status <> 'sent'",
-            args![error, now, id],
+             WHERE id = $3 AND attempts = $4 AND status = 'sending'",
+            args![error, now, id, attempt],
         )
         .await?,
         Outcome::Unclaimed => db.execute(
             "UPDATE outbox SET status = 'queued', attempts = attempts - 1, next_attempt_at = $1, lease_until = NULL
-             WHERE id = $2 AND status = 'sending'",
-            args![now, id],
+             WHERE id = $2 AND attempts = $3 AND status = 'sending'",
+            args![now, id, attempt],
         )
         .await?,
     };
-    Ok(())
+    Ok(changed > 0)
 }
 
+/// Marks the message delivered to the dev mailbox (`dev`, so it never counts
+/// as sent by SMTP) and stores it there, only for the claim that holds it.
 pub(super) async fn deliver_to_dev_mailbox(
     db: &mut impl Exec,
     id: i64,
+    attempt: i64,
     mail: &DevMail,
 ) -> Result<()> {
-    db.execute(
-        "INSERT INTO dev_mailbox (recipient, subject, text, created_at) VALUES ($1, $2, $3, $4)",
-        args![&mail.to, &mail.subject, &mail.text, mail.created_at],
-    )
-    .await?;
-    record_outcome(
-        db,
-        id,
-        &Outcome::Sent {
-            reply: "dev mailbox".into(),
-        },
-        mail.created_at,
-    )
-    .await
+    let fenced = db
+        .execute(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, last_reply = 'dev mailbox', dev = 1,
+                 payload = NULL, lease_until = NULL
+             WHERE id = $2 AND attempts = $3 AND status = 'sending'",
+            args![mail.created_at, id, attempt],
+        )
+        .await?;
+    if fenced > 0 {
+        db.execute(
+            "INSERT INTO dev_mailbox (recipient, subject, text, code, created_at) VALUES ($1, $2, $3, $4, $5)",
+            args![&mail.to, &mail.subject, &mail.text, &mail.code, mail.created_at],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Deletes what no rule can need any more: old requests, dead codes and
@@ -450,6 +484,9 @@ pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> 
     for (sql, before) in deletes {
         db.execute(sql, args![before]).await?;
     }
+    for (sql, age) in super::passwords::PRUNE {
+        db.execute(sql, args![now - age]).await?;
+    }
     Ok(())
 }
 
@@ -466,10 +503,14 @@ mod tests {
             "../../migrations/sqlite/0002_outbox_due_order.sql"
         ))
         .unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/sqlite/0003_password_guessing.sql"
+        ))
+        .unwrap();
         for i in 1..=40 {
             conn.execute(
-                "INSERT INTO outbox (message_id, recipient, kind, lang, payload, status, next_attempt_at, expires_at, created_at)
-                 VALUES (?1, 'a@example.com', 'register', 'en', '123456', 'sending', 0, 9999, 0)",
+                "INSERT INTO outbox (message_id, recipient, kind, lang, payload, status, attempts, next_attempt_at, expires_at, created_at)
+                 VALUES (?1, 'a@example.com', 'register', 'en', '123456', 'sending', 1, 0, 9999, 0)",
                 [format!("<{i}@test>")],
             )
             .unwrap();
@@ -487,6 +528,7 @@ mod tests {
         let mut finished: Vec<Finished> = (1..=39)
             .map(|id| Finished {
                 id,
+                attempt: 1,
                 outcome: Outcome::Sent {
                     reply: format!("250 ok {id}"),
                 },
@@ -495,6 +537,7 @@ mod tests {
             .collect();
         finished.push(Finished {
             id: 40,
+            attempt: 1,
             outcome: Outcome::Retry {
                 error: "451 later".into(),
                 next_attempt_at: 5000,
@@ -520,5 +563,81 @@ mod tests {
         let (_, status, sent_at, _, payload) = &rows[39];
         assert_eq!((status.as_str(), *sent_at), ("queued", None));
         assert_eq!(payload.as_deref(), Some("123456"));
+    }
+
+    /// (status, attempts, next_attempt_at, last_error)
+    fn state(conn: &rusqlite::Connection, id: i64) -> (String, i64, i64, Option<String>) {
+        conn.query_row(
+            "SELECT status, attempts, next_attempt_at, last_error FROM outbox WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
+        let conn = outbox_db();
+        // Rows 1..=33 were claimed again (attempt 2) after the first claim's lease ran out.
+        conn.execute("UPDATE outbox SET attempts = 2 WHERE id <= 33", [])
+            .unwrap();
+        let late = |id, outcome| Finished {
+            id,
+            attempt: 1,
+            outcome,
+            at: 1000,
+        };
+        let mut finished: Vec<Finished> = (1..=32)
+            .map(|id| {
+                late(
+                    id,
+                    Outcome::Sent {
+                        reply: "250".into(),
+                    },
+                )
+            })
+            .collect();
+        finished.push(late(
+            33,
+            Outcome::Retry {
+                error: "451".into(),
+                next_attempt_at: 5000,
+            },
+        ));
+        run_now(record_outcomes(&mut SyncConn(&conn), &finished)).unwrap();
+        for kind in [
+            Outcome::Failed {
+                error: "550".into(),
+            },
+            Outcome::Unclaimed,
+        ] {
+            run_now(record_outcomes(&mut SyncConn(&conn), &[late(33, kind)])).unwrap();
+        }
+        for id in 1..=33 {
+            assert_eq!(state(&conn, id), ("sending".into(), 2, 0, None), "row {id}");
+        }
+        // The claim that holds the message records its outcome.
+        let current = Finished {
+            attempt: 2,
+            ..late(33, Outcome::Unclaimed)
+        };
+        run_now(record_outcomes(&mut SyncConn(&conn), &[current])).unwrap();
+        assert_eq!(state(&conn, 33), ("queued".into(), 1, 1000, None));
+        // The dev mailbox is fenced the same way.
+        let mail = DevMail {
+            to: "a@example.com".into(),
+            subject: "s".into(),
+            text: "t".into(),
+            code: Some("123456".into()),
+            created_at: 1000,
+        };
+        run_now(deliver_to_dev_mailbox(&mut SyncConn(&conn), 1, 1, &mail)).unwrap();
+        assert_eq!(state(&conn, 1).0, "sending");
+        run_now(deliver_to_dev_mailbox(&mut SyncConn(&conn), 1, 2, &mail)).unwrap();
+        assert_eq!(state(&conn, 1).0, "sent");
+        let stored: i64 = conn
+            .query_row("SELECT COUNT(*) FROM dev_mailbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 1, "only the holding claim's copy lands");
     }
 }

@@ -457,8 +457,8 @@ impl TestApp {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|m| m["to"] == to)
-                .and_then(|m| super::smtp::find_code(m["text"].as_str().unwrap_or("")));
+                .filter(|m| m["to"] == to)
+                .find_map(|m| m["code"].as_str().map(str::to_string));
             if let Some(code) = code {
                 return code;
             }
