@@ -156,6 +156,16 @@ pub struct AlertSettings {
     pub min_samples: i64,
 }
 
+/// The HTTP listeners' limits (`HTTP_TIMEOUT_SECS`, `HTTP_MAX_CONNECTIONS`, `METRICS_BIND`).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Time a client has to send a request's headers, and then its body.
+    pub timeout: Duration,
+    pub max_connections: usize,
+    /// A second listener that serves only `/metrics`, to anyone who reaches it.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -183,6 +193,7 @@ pub struct Settings {
     pub retry_max_secs: u64,
     pub alert: AlertSettings,
     pub log_format: LogFormat,
+    pub http: HttpSettings,
 }
 
 /// Where settings come from: the process environment over the env file.
@@ -343,6 +354,7 @@ impl Settings {
                     "pretty, json",
                 )?
                 .unwrap_or(LogFormat::Pretty),
+            http: http_settings(src)?,
         })
     }
 
@@ -537,6 +549,23 @@ fn templates_dir(src: &Source) -> Result<Option<PathBuf>, ConfigError> {
     }
 }
 
+fn http_settings(src: &Source) -> Result<HttpSettings, ConfigError> {
+    let metrics_bind = match src.get("METRICS_BIND") {
+        None => None,
+        Some(raw) => Some(raw.parse().map_err(|_| {
+            bad(
+                "METRICS_BIND",
+                format!("{raw:?} is not an address like 127.0.0.1:9090"),
+            )
+        })?),
+    };
+    Ok(HttpSettings {
+        timeout: Duration::from_secs(src.num("HTTP_TIMEOUT_SECS", 10, 1..=300)?),
+        max_connections: src.num("HTTP_MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
+        metrics_bind,
+    })
+}
+
 fn webhook_url(src: &Source) -> Result<Option<String>, ConfigError> {
     match src.get("ALERT_WEBHOOK_URL") {
         Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => Err(bad(
@@ -572,6 +601,9 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://authmail.db");
         assert_eq!(s.codes.ttl_secs, 300);
         assert_eq!(s.codes.length, 6);
+        assert_eq!(s.http.timeout, Duration::from_secs(10));
+        assert_eq!(s.http.max_connections, 4096);
+        assert_eq!(s.http.metrics_bind, None);
     }
 
     #[test]
@@ -672,6 +704,11 @@ mod tests {
             ),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
             (&[("SECRET_KEY", "short")], "SECRET_KEY"),
+            (&[("HTTP_TIMEOUT_SECS", "0")], "HTTP_TIMEOUT_SECS"),
+            (&[("HTTP_TIMEOUT_SECS", "301")], "HTTP_TIMEOUT_SECS"),
+            (&[("HTTP_MAX_CONNECTIONS", "0")], "HTTP_MAX_CONNECTIONS"),
+            (&[("HTTP_MAX_CONNECTIONS", "many")], "HTTP_MAX_CONNECTIONS"),
+            (&[("METRICS_BIND", "9090")], "METRICS_BIND"),
         ];
         for (pairs, name) in cases {
             let err = settings(pairs).expect_err(name);

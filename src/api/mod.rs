@@ -54,6 +54,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The `METRICS_BIND` listener: `/metrics` and, for everything else, the
+/// same 404 and 405 as the main listener.
+pub fn metrics_router(state: AppState) -> Router {
+    service::metrics_router()
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
 /// A JSON body: 415 without `Content-Type: application/json`, 413 over 64 KiB,
 /// 400 `invalid_request` for bad JSON, missing fields or wrong types (duplicate
 /// keys included: serde refuses them, so no field can be smuggled twice).
