@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -43,6 +43,10 @@ enum Check {
 pub struct Phase {
     timeout: Duration,
     state: Mutex<State>,
+    /// The task of the last read that waited. Once the answer is out hyper
+    /// waits on the socket alone (it starts no read of its own), so it must
+    /// be woken to read again, which arms the idle deadline.
+    reader: Mutex<Option<Waker>>,
 }
 
 impl Phase {
@@ -51,6 +55,7 @@ impl Phase {
         Self {
             timeout,
             state: Mutex::new(State::Head(Instant::now() + timeout)),
+            reader: Mutex::new(None),
         }
     }
 
@@ -62,6 +67,10 @@ impl Phase {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn after_read(&self, got_bytes: bool, now: Instant) -> Check {
@@ -83,12 +92,17 @@ impl Phase {
     }
 
     fn request_finished(&self, now: Instant) {
-        let mut state = self.lock();
-        *state = match *state {
-            // Part of the next request is already in: its clock runs now.
-            State::Busy { read: true } => State::Head(now + self.timeout),
-            _ => State::Idle(now + IDLE),
-        };
+        {
+            let mut state = self.lock();
+            *state = match *state {
+                // Part of the next request is already in: its clock runs now.
+                State::Busy { read: true } => State::Head(now + self.timeout),
+                _ => State::Idle(now + IDLE),
+            };
+        }
+        if let Some(reader) = self.reader().take() {
+            reader.wake();
+        }
     }
 }
 
@@ -124,6 +138,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
         let before = buf.filled().len();
         let read = Pin::new(&mut self.io).poll_read(cx, buf);
         let got_bytes = matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before;
+        if read.is_pending() {
+            *self.phase.reader() = Some(cx.waker().clone());
+        }
         match self.phase.after_read(got_bytes, Instant::now()) {
             Check::NoDeadline => read,
             // The client stayed silent: an ordinary keep-alive close (EOF).
@@ -226,6 +243,21 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(head_started.elapsed(), TIMEOUT);
         client.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_waited_while_busy_meets_the_idle_deadline() {
+        let (_client, server) = tokio::io::duplex(1024);
+        let phase = Arc::new(Phase::new(TIMEOUT));
+        let mut io = Deadlines::new(server, Arc::clone(&phase));
+        let busy = phase.request_started();
+        let reader = tokio::spawn(async move { io.read(&mut [0u8; 16]).await });
+        tokio::task::yield_now().await; // the read starts, and waits, while busy
+        drop(busy);
+        let idle_from = Instant::now();
+        let read = tokio::time::timeout(IDLE * 2, reader).await;
+        assert_eq!(read.expect("woken").unwrap().unwrap(), 0);
+        assert_eq!(idle_from.elapsed(), IDLE);
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,8 +22,12 @@ use crate::error::ApiError;
 /// Request line and headers over this are 431 `headers_too_large`.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// The guard, and outside it the request counter, so that the guard's own
+/// answers (431, 413, 408) are counted too.
 pub fn wrap(router: Router, timeout: Duration) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(timeout, guard))
+    router
+        .layer(axum::middleware::from_fn_with_state(timeout, guard))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
 }
 
 async fn guard(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
