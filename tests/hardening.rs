@@ -513,3 +513,41 @@ fn bad_http_settings_stop_start_up_with_one_line_naming_them() {
         assert!(stderr.contains(name), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_accepting_and_finishes_the_request_in_flight() {
+    let mut app = TestApp::start(vec![]).await;
+    let mut c = connect(&app).await;
+    let body = r#"{"email":"inflight@example.com","purpose":"register"}"#;
+    let head = format!(
+        "POST /api/auth/send-code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    // `100 Continue` says the request is in the server's hands, waiting for its body.
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 100 Continue"));
+    std::process::Command::new("kill")
+        .args(["-TERM", &app.pid().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", app.port)).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.write_all(body.as_bytes()).await.unwrap();
+    let reply = one_response(&mut c, Duration::from_secs(5)).await;
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 202")),
+        "{reply:?}"
+    );
+    assert!(app.terminate().success(), "{}", app.logs());
+}
