@@ -224,7 +224,8 @@ async fn every_page_carries_the_security_headers() {
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert_eq!(h("x-frame-options"), "DENY", "{path}");
-        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        // Nothing to other sites; our own origin on our own posts (v2.1).
+        assert_eq!(h("referrer-policy"), "same-origin", "{path}");
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(h("cache-control"), "no-store", "{path}");
         if page.status == 200 {
