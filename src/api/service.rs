@@ -67,16 +67,7 @@ async fn metrics(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let client = limits::client_ip(
-        peer.ip(),
-        &forwarded,
-        &state.settings.limits.trusted_proxies,
-    );
+    let client = limits::client_ip_of(peer.ip(), &headers, &state.settings.limits.trusted_proxies);
     if !client.is_loopback() {
         return Err(ApiError::NotFound);
     }

@@ -28,8 +28,6 @@ use tower::ServiceExt;
 use crate::config::HttpSettings;
 use deadline::{Deadlines, Phase};
 
-pub use guard::MAX_HEADER_BYTES;
-
 /// hyper's read buffer bound. A request head that does not fit is answered
 /// by hyper itself (431, no body) and the connection closed, so no client can
 /// make a connection hold more than this. It leaves room above the 16 KiB
