@@ -551,3 +551,56 @@ async fn sigterm_stops_accepting_and_finishes_the_request_in_flight() {
     );
     assert!(app.terminate().success(), "{}", app.logs());
 }
+
+#[tokio::test]
+async fn running_out_of_files_pauses_accepting_but_never_ends_the_server() {
+    raise_open_files();
+    let app = TestApp::start(TestApp::with(&[("HTTP_TIMEOUT_SECS", "2")])).await;
+    let limit = open_files(&app) as u64 + 20;
+    let low = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: sets the limit of the server we started; reads nothing back.
+    let set = unsafe {
+        libc::prlimit(
+            app.pid() as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &low,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(set, 0, "prlimit on the server");
+    // More slow clients than descriptors: accept fails with EMFILE.
+    let mut conns = Vec::new();
+    for _ in 0..60 {
+        let mut c = connect(&app).await;
+        c.write_all(PARTIAL_HEAD).await.unwrap();
+        conns.push(c);
+    }
+    let started = Instant::now();
+    while !app.logs().contains("cannot accept a connection") {
+        assert!(started.elapsed() < Duration::from_secs(5), "no EMFILE seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The slow ones time out, free their descriptors, and the server goes on.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client.get(format!("{}/healthz", app.base)).send().await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/healthz never answered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pauses = app.logs().matches("cannot accept a connection").count();
+    eprintln!(
+        "out of files: served again {:?} after the first EMFILE, {pauses} paused accepts",
+        started.elapsed()
+    );
+    assert!(pauses < 500, "accepting must back off, not spin: {pauses}");
+}
