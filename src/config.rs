@@ -601,9 +601,6 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://authmail.db");
         assert_eq!(s.codes.ttl_secs, 300);
         assert_eq!(s.codes.length, 6);
-        assert_eq!(s.http.timeout, Duration::from_secs(10));
-        assert_eq!(s.http.max_connections, 4096);
-        assert_eq!(s.http.metrics_bind, None);
     }
 
     #[test]
@@ -704,11 +701,6 @@ mod tests {
             ),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
             (&[("SECRET_KEY", "short")], "SECRET_KEY"),
-            (&[("HTTP_TIMEOUT_SECS", "0")], "HTTP_TIMEOUT_SECS"),
-            (&[("HTTP_TIMEOUT_SECS", "301")], "HTTP_TIMEOUT_SECS"),
-            (&[("HTTP_MAX_CONNECTIONS", "0")], "HTTP_MAX_CONNECTIONS"),
-            (&[("HTTP_MAX_CONNECTIONS", "many")], "HTTP_MAX_CONNECTIONS"),
-            (&[("METRICS_BIND", "9090")], "METRICS_BIND"),
         ];
         for (pairs, name) in cases {
             let err = settings(pairs).expect_err(name);
