@@ -139,7 +139,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
         let read = Pin::new(&mut self.io).poll_read(cx, buf);
         let got_bytes = matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before;
         if read.is_pending() {
-            *self.phase.reader() = Some(cx.waker().clone());
+            let mut reader = self.phase.reader();
+            if !reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *reader = Some(cx.waker().clone());
+            }
         }
         match self.phase.after_read(got_bytes, Instant::now()) {
             Check::NoDeadline => read,
