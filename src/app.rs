@@ -14,6 +14,7 @@ use crate::api::{self, AppState};
 use crate::codes::Codes;
 use crate::config::Settings;
 use crate::domain::Lang;
+use crate::http_server;
 use crate::keys::Keys;
 use crate::mail::outbox::{RetryPolicy, Sink, Worker};
 use crate::mail::templates::Templates;
@@ -72,6 +73,14 @@ pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyh
     let listener = TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("BIND: cannot listen on {}", settings.bind))?;
+    let metrics_listener = match settings.http.metrics_bind {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("METRICS_BIND: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     let state = AppState {
         settings: Arc::clone(&settings),
         storage,
@@ -88,11 +97,15 @@ pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyh
         stop_rx.clone(),
     ));
     let worker_task = tokio::spawn(worker.run(wake, stop_rx));
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    let metrics = metrics_listener.map(|listener| http_server::Listener {
+        listener,
+        router: api::metrics_router(state.clone()),
+    });
+    let main = http_server::Listener {
+        listener,
+        router: api::router(state),
+    };
+    http_server::serve(main, metrics, &settings.http, shutdown_signal()).await;
     tracing::info!("stopped taking requests; finishing the sends in flight");
     let _ = stop_tx.send(true);
     worker_task.await.context("mail worker panicked")?;

@@ -239,6 +239,16 @@ pub struct AlertSettings {
     pub min_samples: i64,
 }
 
+/// The HTTP listeners' limits (`HTTP_TIMEOUT_SECS`, `HTTP_MAX_CONNECTIONS`, `METRICS_BIND`).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Time a client has to send a request's headers, and then its body.
+    pub timeout: Duration,
+    pub max_connections: usize,
+    /// A second listener that serves only `/metrics`, to anyone who reaches it.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -319,6 +329,7 @@ pub struct Settings {
     /// Lines to print as warnings at start (a likely typo in the environment,
     /// the dev mailbox on a public address).
     pub warnings: Vec<ConfigError>,
+    pub http: HttpSettings,
 }
 
 /// Where settings come from: the process environment over the env file.
@@ -562,6 +573,7 @@ impl Settings {
                 )?
                 .unwrap_or(LogFormat::Pretty),
             warnings,
+            http: http_settings(src)?,
         })
     }
 
@@ -896,6 +908,24 @@ fn templates_dir(src: &Source) -> Result<Option<PathBuf>, ConfigError> {
         )),
         dir => Ok(dir.map(PathBuf::from)),
     }
+}
+
+fn http_settings(src: &Source) -> Result<HttpSettings, ConfigError> {
+    let metrics_bind = match src.get("METRICS_BIND") {
+        None => None,
+        Some(raw) => Some(raw.parse().map_err(|_| {
+            bad(
+                "METRICS_BIND",
+                format!("{raw:?} is not an address like 127.0.0.1:9090"),
+                format!("{raw:?} 不是 127.0.0.1:9090 这样的地址"),
+            )
+        })?),
+    };
+    Ok(HttpSettings {
+        timeout: Duration::from_secs(src.num("HTTP_TIMEOUT_SECS", 10, 1..=300)?),
+        max_connections: src.num("HTTP_MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
+        metrics_bind,
+    })
 }
 
 fn webhook_url(src: &Source) -> Result<Option<String>, ConfigError> {

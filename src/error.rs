@@ -33,6 +33,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the body is larger than 64 KiB")]
     PayloadTooLarge,
+    #[error("the request headers are larger than 16 KiB")]
+    HeadersTooLarge,
+    #[error("the request was not sent in time")]
+    RequestTimeout,
     #[error("no such path")]
     NotFound,
     #[error("method not allowed on this path")]
@@ -62,6 +66,8 @@ impl ApiError {
             Self::TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::HeadersTooLarge => (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
+            Self::RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout"),
             Self::NotFound => (S::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable | Self::Overloaded => (S::SERVICE_UNAVAILABLE, "unavailable"),

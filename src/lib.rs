@@ -11,6 +11,7 @@ pub mod config;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod http_server;
 pub mod keys;
 pub mod limits;
 pub mod mail;

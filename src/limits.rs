@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 /// The client address: the peer, or, when the peer is a trusted proxy, the
@@ -29,6 +30,16 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpA
         }
     }
     canonical(client)
+}
+
+/// [`client_ip`] with the hops read from a request's `X-Forwarded-For` headers.
+pub fn client_ip_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    client_ip(peer, &forwarded, trusted)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -88,7 +89,7 @@ pub fn code_issued() {
 /// Counts every answer by method, route pattern (never the raw path, so the
 /// label set stays small) and status.
 pub async fn track_http(req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let path = req
         .extensions()
         .get::<MatchedPath>()
@@ -98,4 +99,38 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     metrics::counter!(HTTP_REQUESTS, "method" => method, "path" => path, "status" => status)
         .increment(1);
     response
+}
+
+/// Any token is a valid HTTP method, and each label value is kept forever:
+/// naming only the standard ones keeps a flood of made-up methods from
+/// growing the registry without bound.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or("OTHER", |m| m.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_standard_methods_are_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"XMETHXXXXXXXX").unwrap();
+        assert_eq!(method_label(&made_up), "OTHER");
+    }
 }

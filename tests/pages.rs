@@ -224,7 +224,8 @@ async fn every_page_carries_the_security_headers() {
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert_eq!(h("x-frame-options"), "DENY", "{path}");
-        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        // Nothing to other sites; our own origin on our own posts (v2.1).
+        assert_eq!(h("referrer-policy"), "same-origin", "{path}");
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(h("cache-control"), "no-store", "{path}");
         if page.status == 200 {
@@ -319,6 +320,9 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     let foreign = other.get("/login", &[]).await.csrf();
     assert_ne!(foreign, good);
     assert_eq!(b.login(&foreign, email, password, &[]).await.status, 403);
+    // A refused form comes back with a new CSRF cookie and token, so the
+    // one read before is stale: read the right one again.
+    let good = b.get("/login?lang=en", &[]).await.csrf();
     // The right token, but posted from another site.
     let cross_site = [("sec-fetch-site", "cross-site")];
     let page = b.login(&good, email, password, &cross_site).await;
@@ -328,8 +332,9 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     assert_eq!(page.status, 403);
     let mailbox = app.get("/dev/mailbox.json").await;
     assert!(!mailbox.raw.contains("x@example.com"), "{}", mailbox.raw);
-    // Sign-out too: a forged one leaves the session alone.
-    let page = b.login(&good, email, password, &[]).await;
+    // The refused page's fresh form works. Sign-out too: a forged one leaves
+    // the session alone.
+    let page = b.login(&page.csrf(), email, password, &[]).await;
     assert_eq!(page.status, 303);
     let token = b.jar["authmail_session"].clone();
     let page = b.post("/logout", &[("csrf", "forged")], &[]).await;
@@ -495,4 +500,84 @@ async fn no_dev_mailbox_link_when_smtp_is_configured() {
     let page = b.get("/register", &[]).await;
     assert_eq!(page.status, 200);
     assert!(!page.body.contains("/dev/mailbox"), "{}", page.body);
+}
+
+/// Login CSRF from a sibling subdomain: the attacker plants its own CSRF
+/// cookie in the victim's browser and posts its token with the attacker's
+/// credentials. The token matches the cookie, so only the origin can tell.
+#[tokio::test]
+async fn a_same_site_post_with_a_planted_cookie_is_refused() {
+    let app = dev_app(&[]).await;
+    api_account(&app, "attacker@example.com", "attacker password").await;
+    let (email, password) = ("attacker@example.com", "attacker password");
+    let mut attacker = Browser::new(&app);
+    let token = attacker.get("/login", &[]).await.csrf();
+    let mut victim = Browser::new(&app);
+    let planted = attacker.jar["authmail_csrf"].clone();
+    victim.jar.insert("authmail_csrf".into(), planted.clone());
+    let sibling = [
+        ("sec-fetch-site", "same-site"),
+        ("origin", "http://evil.localhost"),
+        ("accept-language", "zh-CN"),
+    ];
+    let page = victim.login(&token, email, password, &sibling).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.set_cookie("authmail_session").is_none());
+    assert!(page.body.contains("表单已过期"), "in the page's language");
+    assert_ne!(victim.jar["authmail_csrf"], planted, "a new browser id");
+    assert_ne!(page.csrf(), token, "a fresh form");
+    // A foreign Origin alone (an old browser without Sec-Fetch-Site) too.
+    let fresh = page.csrf();
+    let foreign = [("origin", "http://evil.localhost")];
+    let page = victim.login(&fresh, email, password, &foreign).await;
+    assert_eq!(page.status, 403);
+    assert!(page.set_cookie("authmail_session").is_none());
+    // The pages' own post, as a browser sends it, works.
+    let own = [("sec-fetch-site", "same-origin"), ("origin", &app.base)];
+    let page = victim.login(&page.csrf(), email, password, &own).await;
+    assert_eq!((page.status, page.location()), (303, "/account"));
+    assert!(page.set_cookie("authmail_session").is_some());
+}
+
+#[tokio::test]
+async fn cookies_are_host_prefixed_under_an_https_public_url() {
+    let public = "https://auth.example.test";
+    let app = dev_app(&[("PUBLIC_URL", public)]).await;
+    api_account(&app, "https@example.com", "a fine password").await;
+    let mut b = Browser::new(&app);
+    // A cookie without the prefix (plantable from a sibling) is not read.
+    b.jar.insert("authmail_csrf".into(), "a".repeat(64));
+    let page = b.get("/login?lang=en", &[]).await;
+    for name in ["__Host-authmail_csrf", "__Host-authmail_lang"] {
+        let cookie = page.set_cookie(name).unwrap_or_else(|| panic!("{name}"));
+        assert!(cookie.contains("; Path=/;"), "{cookie}");
+        assert!(cookie.ends_with("; Secure"), "{cookie}");
+        assert!(!cookie.to_lowercase().contains("domain="), "{cookie}");
+    }
+    b.jar.remove("authmail_csrf");
+    let own = [("sec-fetch-site", "same-origin"), ("origin", public)];
+    let page = b
+        .login(&page.csrf(), "https@example.com", "a fine password", &own)
+        .await;
+    assert_eq!((page.status, page.location()), (303, "/account"));
+    let cookie = page.set_cookie("__Host-authmail_session").expect("session");
+    assert!(cookie.contains("; Path=/;") && cookie.ends_with("; Secure"));
+    assert!(page.set_cookie("authmail_session").is_none());
+    let account = b.get("/account", &[]).await;
+    assert_eq!(account.status, 200, "the prefixed session cookie is read");
+    assert!(account.body.contains("https@example.com"));
+}
+
+#[tokio::test]
+async fn account_keeps_the_language_through_the_redirect_to_login() {
+    let app = dev_app(&[("MAIL_LANG", "en")]).await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/account?lang=zh-CN", &[]).await;
+    assert_eq!((page.status, page.location()), (303, "/login?lang=zh-CN"));
+    let login = b.get(page.location(), &[]).await;
+    assert_eq!(login.html_lang(), "zh-CN");
+    // A stale session cookie: the same redirect, language kept.
+    b.jar.insert("authmail_session".into(), "0".repeat(64));
+    let page = b.get("/account?lang=en", &[]).await;
+    assert_eq!((page.status, page.location()), (303, "/login?lang=en"));
 }

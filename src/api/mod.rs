@@ -49,8 +49,16 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The `METRICS_BIND` listener: `/metrics` and, for everything else, the
+/// same 404 and 405 as the main listener.
+pub fn metrics_router(state: AppState) -> Router {
+    service::metrics_router()
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
 }
 

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,6 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::limits;
 
 #[derive(OpenApi)]
 #[openapi(paths(healthz, readyz, metrics))]
@@ -46,10 +49,32 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError>
     }
 }
 
+/// The `METRICS_BIND` listener's routes: `/metrics` to anyone who can reach
+/// it (the operator chose who can), nothing else.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(render_metrics))
+}
+
 /// Prometheus text; the queue gauge is read from the database at each scrape.
+/// Loopback clients only: the counters tell outsiders too much (how many codes
+/// go out, which paths fail). Behind a trusted proxy the client is the one it
+/// names, so a proxied outsider gets the same 404 as any unknown path.
 #[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 404, description = "the client is not on this machine", body = ErrorBody)))]
+async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let client = limits::client_ip_of(peer.ip(), &headers, &state.settings.limits.trusted_proxies);
+    if !client.is_loopback() {
+        return Err(ApiError::NotFound);
+    }
+    render_metrics(State(state)).await
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let since = crate::clock::now() - state.settings.alert.window_secs;
     let queued = state.storage.outbox_stats(since).await?.queued;
     let body = crate::metrics::render(queued).ok_or(ApiError::NotFound)?;

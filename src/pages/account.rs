@@ -2,7 +2,7 @@
 
 use axum::extract::Form;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use minijinja::{context, Value};
 
 use super::errors::{Errors, Field};
@@ -13,7 +13,7 @@ use crate::error::ApiError;
 
 pub async fn page(page: Page) -> Response {
     let Some(token) = page.session.as_deref() else {
-        return Redirect::to("/login").into_response();
+        return page.redirect(&page.keep_lang("/login"));
     };
     match page.state.accounts.user_for_token(token).await {
         Ok(user) => {
@@ -31,7 +31,7 @@ pub async fn page(page: Page) -> Response {
             )
         }
         // Ended or expired: forget the cookie too.
-        Err(ApiError::Unauthorized) => page.signed_out("/login"),
+        Err(ApiError::Unauthorized) => page.signed_out(&page.keep_lang("/login")),
         Err(e) => message(&page, &e),
     }
 }

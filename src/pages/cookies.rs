@@ -2,9 +2,23 @@
 //! the pages set is HttpOnly and SameSite=Lax, and Secure when `PUBLIC_URL`
 //! is https.
 
+use std::borrow::Cow;
+
 use axum::http::{header, HeaderMap, HeaderValue};
 
 pub const SESSION: &str = "authmail_session";
+
+/// The name a cookie goes by. Under https it carries the `__Host-` prefix:
+/// browsers then accept it only from this very host, Secure, with Path=/ and
+/// no Domain, so a sibling subdomain (or a plain-http man in the middle)
+/// cannot plant a CSRF id or a session of its choosing.
+pub fn name(base: &str, secure: bool) -> Cow<'_, str> {
+    if secure {
+        Cow::Owned(format!("__Host-{base}"))
+    } else {
+        Cow::Borrowed(base)
+    }
+}
 
 /// The value of cookie `name`, from any `Cookie` header.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -47,6 +61,12 @@ mod tests {
         assert_eq!(get(&headers, "b"), Some("2"));
         assert_eq!(get(&headers, "authmail_lang"), Some("en"));
         assert_eq!(get(&headers, "c"), None);
+    }
+
+    #[test]
+    fn https_names_carry_the_host_prefix() {
+        assert_eq!(name(SESSION, true), "__Host-authmail_session");
+        assert_eq!(name(SESSION, false), "authmail_session");
     }
 
     #[test]

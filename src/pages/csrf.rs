@@ -39,6 +39,38 @@ fn mac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Whether a form post came from the pages themselves. The token alone is not
+/// enough: a sibling subdomain can plant the CSRF cookie and post its token
+/// (login CSRF). Browsers say where a request comes from in `Sec-Fetch-Site`
+/// (`same-site` is such a sibling) and `Origin`; a browser too old to send
+/// either still has the token check.
+pub fn same_origin_post(
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    public_url: &str,
+) -> bool {
+    let site_ok = sec_fetch_site.is_none_or(|s| s == "same-origin" || s == "none");
+    let origin_ok = origin.is_none_or(|o| {
+        let ours = origin_of(public_url);
+        ours.is_some() && origin_of(o) == ours
+    });
+    site_ok && origin_ok
+}
+
+/// `scheme://host[:port]` of a URL, lowercased, without a default port.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    let host = authority.strip_suffix(default_port).unwrap_or(&authority);
+    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
+}
+
 /// A fresh browser id: 256 random bits, hex.
 pub fn new_browser_id() -> String {
     Keys::new_token()
@@ -65,6 +97,31 @@ mod tests {
         assert!(!key.verify(Some(&a), ""), "no token");
         assert!(!key.verify(Some(&a), &token[..63]), "truncated token");
         assert!(!CsrfKey::derive("secret-two").verify(Some(&a), &token));
+    }
+
+    #[test]
+    fn only_same_origin_posts_pass() {
+        let public = "https://auth.example.com";
+        let ok = |site, origin| same_origin_post(site, origin, public);
+        assert!(ok(None, None), "an old browser: the token decides");
+        assert!(ok(Some("same-origin"), Some("https://auth.example.com")));
+        assert!(ok(Some("none"), None));
+        assert!(ok(None, Some("https://AUTH.example.com:443")));
+        assert!(!ok(Some("same-site"), Some("https://auth.example.com")));
+        assert!(!ok(Some("cross-site"), None));
+        assert!(!ok(Some("same-origin"), Some("https://evil.example.com")));
+        assert!(!ok(None, Some("http://auth.example.com")), "another scheme");
+        assert!(!ok(None, Some("null")));
+        assert!(same_origin_post(
+            None,
+            Some("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/"
+        ));
+        assert!(same_origin_post(
+            None,
+            Some("http://a.test"),
+            "http://a.test:80/auth"
+        ));
     }
 
     #[test]

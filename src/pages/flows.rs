@@ -111,8 +111,9 @@ pub fn login_code_page(page: &Page) -> Response {
     render(page, LOGIN_CODE, View::default(), StatusCode::OK)
 }
 
-pub async fn submit(page: Page, flow: Flow, form: PageForm) -> Response {
+pub async fn submit(mut page: Page, flow: Flow, form: PageForm) -> Response {
     if !page.csrf_ok(&form.csrf) {
+        page.renew_csrf();
         // A fresh token comes with the re-rendered page: trying again works.
         let view = View {
             email: form.email,

@@ -27,11 +27,12 @@ pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {
     render(&page, "", notice, Errors::default(), StatusCode::OK)
 }
 
-pub async fn submit(page: Page, Form(form): Form<PageForm>) -> Response {
+pub async fn submit(mut page: Page, Form(form): Form<PageForm>) -> Response {
     if form.mode == "code" {
         return flows::submit(page, flows::LOGIN_CODE, form).await;
     }
     if !page.csrf_ok(&form.csrf) {
+        page.renew_csrf();
         let errors = Errors::at(Field::Form, page.t("err_csrf"));
         return render(&page, &form.email, None, errors, StatusCode::FORBIDDEN);
     }

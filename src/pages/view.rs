@@ -93,11 +93,16 @@ pub struct Page {
     pages: Arc<Pages>,
     pub lang: Lang,
     remember_lang: bool,
+    /// `?lang=` named a language: redirects pass it on.
+    explicit_lang: bool,
     /// The browser's CSRF id from its cookie; `None` when it had none (a new one is issued).
     browser_id: Option<String>,
     issued_browser_id: Option<String>,
     csrf_token: String,
-    cross_site: bool,
+    /// A post that did not come from the pages themselves (see `csrf::same_origin_post`).
+    foreign: bool,
+    /// `PUBLIC_URL` is https: cookies are Secure and `__Host-` prefixed.
+    secure: bool,
     pub session: Option<String>,
     lang_href: String,
     peer: Option<SocketAddr>,
@@ -115,13 +120,16 @@ impl FromRequestParts<AppState> for Page {
             .expect("the pages router adds its Pages extension");
         let headers = &parts.headers;
         let query = parts.uri.query();
+        let secure = state.settings.public_url.starts_with("https://");
+        let cookie = |base| cookies::get(headers, &cookies::name(base, secure));
+        let query_lang = lang::query_param(query, "lang");
         let choice = lang::choose(
-            lang::query_param(query, "lang"),
-            cookies::get(headers, lang::COOKIE),
+            query_lang,
+            cookie(lang::COOKIE),
             header_str(headers, header::ACCEPT_LANGUAGE),
             state.settings.mail_lang,
         );
-        let browser_id = cookies::get(headers, csrf::COOKIE)
+        let browser_id = cookie(csrf::COOKIE)
             .filter(|id| csrf::is_browser_id(id))
             .map(str::to_string);
         let id = browser_id.clone().unwrap_or_else(csrf::new_browser_id);
@@ -139,12 +147,17 @@ impl FromRequestParts<AppState> for Page {
             state: state.clone(),
             lang: choice.lang,
             remember_lang: choice.remember,
+            explicit_lang: query_lang.and_then(Lang::parse) == Some(choice.lang),
             browser_id,
             issued_browser_id,
             csrf_token,
-            // Browsers say so on every request; a form posted from another site is refused outright.
-            cross_site: header_str(headers, "sec-fetch-site") == Some("cross-site"),
-            session: cookies::get(headers, cookies::SESSION).map(str::to_string),
+            foreign: !csrf::same_origin_post(
+                header_str(headers, "sec-fetch-site"),
+                header_str(headers, header::ORIGIN),
+                &state.settings.public_url,
+            ),
+            secure,
+            session: cookie(cookies::SESSION).map(str::to_string),
             lang_href: lang_href(parts.uri.path(), query, other(choice.lang)),
             peer: parts
                 .extensions
@@ -197,7 +210,7 @@ impl Page {
             .csrf
             .get()
             .expect("derived when the Page was built");
-        !self.cross_site && key.verify(self.browser_id.as_deref(), submitted)
+        !self.foreign && key.verify(self.browser_id.as_deref(), submitted)
     }
 
     /// The per-IP limit key of the client, as the API computes it.
@@ -215,7 +228,35 @@ impl Page {
     }
 
     fn secure(&self) -> bool {
-        self.state.settings.public_url.starts_with("https://")
+        self.secure
+    }
+
+    fn cookie_name<'a>(&self, base: &'a str) -> std::borrow::Cow<'a, str> {
+        cookies::name(base, self.secure)
+    }
+
+    /// After a refused post: a new browser id and token, so the form that
+    /// comes back works, and an id someone planted is not used again.
+    pub fn renew_csrf(&mut self) {
+        let id = csrf::new_browser_id();
+        let key = self
+            .pages
+            .csrf
+            .get()
+            .expect("derived when the Page was built");
+        self.csrf_token = key.token(&id);
+        self.browser_id = Some(id.clone());
+        self.issued_browser_id = Some(id);
+    }
+
+    /// `path` with this request's `?lang=` passed on, so a redirect keeps
+    /// the language even when the browser keeps no cookie.
+    pub fn keep_lang(&self, path: &str) -> String {
+        if !self.explicit_lang {
+            return path.to_string();
+        }
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}lang={}", self.lang)
     }
 
     /// Renders `template` with the parts every page shares, and sets the
@@ -261,7 +302,7 @@ impl Page {
         let headers = response.headers_mut();
         if self.remember_lang {
             let v = cookies::set(
-                lang::COOKIE,
+                &self.cookie_name(lang::COOKIE),
                 self.lang.as_str(),
                 Some(LANG_COOKIE_SECS),
                 self.secure(),
@@ -271,7 +312,7 @@ impl Page {
         if let Some(id) = &self.issued_browser_id {
             headers.append(
                 header::SET_COOKIE,
-                cookies::set(csrf::COOKIE, id, None, self.secure()),
+                cookies::set(&self.cookie_name(csrf::COOKIE), id, None, self.secure()),
             );
         }
     }
@@ -287,14 +328,15 @@ impl Page {
     pub fn signed_in(&self, session: &Session) -> Response {
         let mut response = self.redirect("/account");
         let ttl = self.state.settings.session_ttl_secs;
-        let cookie = cookies::set(cookies::SESSION, &session.token, Some(ttl), self.secure());
+        let name = self.cookie_name(cookies::SESSION);
+        let cookie = cookies::set(&name, &session.token, Some(ttl), self.secure());
         response.headers_mut().append(header::SET_COOKIE, cookie);
         response
     }
 
     pub fn signed_out(&self, to: &str) -> Response {
         let mut response = self.redirect(to);
-        let cookie = cookies::clear(cookies::SESSION, self.secure());
+        let cookie = cookies::clear(&self.cookie_name(cookies::SESSION), self.secure());
         response.headers_mut().append(header::SET_COOKIE, cookie);
         response
     }

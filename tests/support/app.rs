@@ -187,7 +187,12 @@ impl TestApp {
             env,
             child: None,
             runs: 0,
-            client: reqwest::Client::new(),
+            // No idle connections kept: a test of HTTP_MAX_CONNECTIONS must
+            // know every connection the server holds.
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         };
         app.spawn().await;
         app
@@ -295,6 +300,11 @@ impl TestApp {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The running server's process id (for its memory and open files).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub async fn request(
