@@ -1,0 +1,114 @@
+//! `TestApp::builder()`: the settings a test starts authmail with, named by
+//! what they are for (`.admin()`, `.no_limits()`, `.smtp(&server)`) rather
+//! than spelled out as environment variables in every file.
+
+use std::path::PathBuf;
+
+use super::app::TestApp;
+use super::db::TestDb;
+use super::smtp::SmtpServer;
+
+/// The one admin token of the suite (at least 32 characters, as authmail
+/// requires).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef01";
+
+#[derive(Default)]
+pub struct Builder {
+    env: Vec<(String, String)>,
+    admin: bool,
+    db: Option<TestDb>,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl Builder {
+    /// One setting; a later one of the same name wins.
+    pub fn env(mut self, name: &str, value: &str) -> Builder {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn envs(mut self, pairs: &[(&str, &str)]) -> Builder {
+        self.env
+            .extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// The admin API on, with `ADMIN_TOKEN` (`app.admin_token()`).
+    pub fn admin(mut self) -> Builder {
+        self.admin = true;
+        self.env("ADMIN_TOKEN", ADMIN_TOKEN)
+    }
+
+    /// No resend cooldown and no hourly send limits, for tests that send many
+    /// codes and are not about the limits. `.env` after it sets one back.
+    pub fn no_limits(self) -> Builder {
+        self.envs(&[
+            ("RESEND_COOLDOWN_SECS", "0"),
+            ("RATE_EMAIL_PER_HOUR", "0"),
+            ("RATE_IP_PER_HOUR", "0"),
+        ])
+    }
+
+    /// Mail goes to `server`, with the security and login it was started with.
+    pub fn smtp(self, server: &SmtpServer) -> Builder {
+        let auth = server.auth();
+        let auth = auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        self.smtp_as(server, server.security(), auth)
+    }
+
+    /// Mail goes to `server`, with the security and login given here.
+    pub fn smtp_as(
+        mut self,
+        server: &SmtpServer,
+        security: &str,
+        auth: Option<(&str, &str)>,
+    ) -> Builder {
+        self.env.extend(smtp_env(server, security, auth));
+        self
+    }
+
+    /// On this database instead of the one the test run chose (several
+    /// instances sharing one PostgreSQL database, say).
+    pub fn db(mut self, db: TestDb) -> Builder {
+        self.db = Some(db);
+        self
+    }
+
+    /// On SQLite in this file, whatever backend the test run chose.
+    pub fn sqlite_file(mut self, path: PathBuf) -> Builder {
+        self.sqlite_file = Some(path);
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let db = match (self.db, self.sqlite_file) {
+            (Some(db), _) => db,
+            (None, Some(path)) => TestDb::sqlite(&path),
+            (None, None) => TestDb::chosen(dir.path(), "authmail.db").await,
+        };
+        let token = self.admin.then_some(ADMIN_TOKEN);
+        TestApp::spawn(db, dir, self.env, token).await
+    }
+}
+
+/// Settings that point authmail at a test SMTP server started by the test.
+pub fn smtp_env(
+    smtp: &SmtpServer,
+    security: &str,
+    auth: Option<(&str, &str)>,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("SMTP_SERVER".into(), "localhost".into()),
+        ("SMTP_PORT".into(), smtp.port.to_string()),
+        ("SMTP_SECURITY".into(), security.into()),
+        ("SMTP_CA_FILE".into(), smtp.ca().display().to_string()),
+        ("SMTP_FROM".into(), "noreply@authmail.test".into()),
+        ("SMTP_TIMEOUT_SECS".into(), "3".into()),
+    ];
+    if let Some((user, password)) = auth {
+        env.push(("SMTP_USER".into(), user.into()));
+        env.push(("SMTP_PASSWORD".into(), password.into()));
+    }
+    env
+}
