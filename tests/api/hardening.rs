@@ -118,6 +118,7 @@ const PARTIAL_HEAD: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
 async fn slowloris_connections_are_held_cheaply_then_closed_after_http_timeout_secs() {
     raise_open_files();
     let app = TestApp::builder()
+        .exclusive()
         .env("HTTP_TIMEOUT_SECS", "8")
         .start()
         .await;
@@ -175,7 +176,7 @@ async fn slowloris_connections_are_held_cheaply_then_closed_after_http_timeout_s
 #[tokio::test]
 async fn a_thousand_huge_unfinished_heads_keep_memory_bounded() {
     raise_open_files();
-    let app = TestApp::builder().start().await;
+    let app = TestApp::builder().exclusive().start().await;
     let before = rss_kib(&app);
     let line = format!("X-Filler: {}\r\n", "a".repeat(1_000));
     let mut head = PARTIAL_HEAD.to_vec();
@@ -355,6 +356,7 @@ async fn idle_keep_alive_closes_after_60_s_not_after_the_header_timeout() {
 #[tokio::test]
 async fn past_http_max_connections_new_connections_wait_their_turn() {
     let app = TestApp::builder()
+        .exclusive()
         .env("HTTP_MAX_CONNECTIONS", "50")
         .start()
         .await;
@@ -398,7 +400,7 @@ async fn past_http_max_connections_new_connections_wait_their_turn() {
 
 #[tokio::test]
 async fn made_up_methods_are_counted_as_other_and_memory_stays_flat() {
-    let app = TestApp::builder().start().await;
+    let app = TestApp::builder().exclusive().start().await;
     let method = |n: usize| {
         let letters: String = (0..20_000)
             .map(|i| char::from(b'A' + ((n * 7 + i) % 26) as u8))
@@ -567,6 +569,7 @@ async fn sigterm_stops_accepting_and_finishes_the_request_in_flight() {
 async fn running_out_of_files_pauses_accepting_but_never_ends_the_server() {
     raise_open_files();
     let app = TestApp::builder()
+        .exclusive()
         .env("HTTP_TIMEOUT_SECS", "2")
         .start()
         .await;

@@ -1,6 +1,6 @@
 //! No account oracle (contract v2.1): an attacker who probes an address with
 //! an account and one without gets the same answers, the same mails and the
-//! same metrics. Timing is compared in tests/timing.rs (a file of its own).
+//! same metrics. Timing is compared in timing.rs (an app that runs alone).
 
 use std::time::Duration;
 

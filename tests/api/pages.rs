@@ -1,6 +1,6 @@
 //! The web pages over plain HTTP: headers, redirects, cookies, CSRF and the
 //! language order, checked exactly. (The journeys themselves run in a real
-//! browser: tests/browser.rs.)
+//! browser: browser.rs.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -208,6 +208,7 @@ async fn failed_logins_per_client_network_are_limited() {
 #[tokio::test]
 async fn a_flood_of_logins_gets_503_instead_of_a_queue_and_delays_nobody_past_2_s() {
     let app = TestApp::builder()
+        .exclusive()
         .no_limits()
         .envs(&[
             ("PASSWORD_MAX_FAILURES", "0"),

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::db::TestDb;
+use super::turns::Turn;
 use super::wait::{eventually, eventually_blocking};
 
 pub use super::builder::{smtp_env, Builder, ADMIN_TOKEN};
@@ -19,6 +20,7 @@ pub struct TestApp {
     pub(super) client: reqwest::Client,
     admin_token: Option<&'static str>,
     process: Process,
+    _turn: Turn,
 }
 
 /// The `authmail serve` child process and what it needs to start again.
@@ -45,6 +47,7 @@ impl TestApp {
         dir: tempfile::TempDir,
         env: Vec<(String, String)>,
         admin_token: Option<&'static str>,
+        turn: Turn,
     ) -> TestApp {
         let port = super::smtp::free_port();
         let mut app = TestApp {
@@ -64,6 +67,7 @@ impl TestApp {
                 child: None,
                 runs: 0,
             },
+            _turn: turn,
         };
         app.run().await;
         app

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::app::TestApp;
 use super::db::TestDb;
 use super::smtp::SmtpServer;
+use super::turns::Turn;
 
 /// The one admin token of the suite (at least 32 characters, as authmail
 /// requires).
@@ -16,6 +17,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef01";
 pub struct Builder {
     env: Vec<(String, String)>,
     admin: bool,
+    exclusive: bool,
     db: Option<TestDb>,
     sqlite_file: Option<PathBuf>,
 }
@@ -67,6 +69,13 @@ impl Builder {
         self
     }
 
+    /// The app runs alone: for tests that measure time, memory or open files
+    /// (see `turns.rs`).
+    pub fn exclusive(mut self) -> Builder {
+        self.exclusive = true;
+        self
+    }
+
     /// On this database instead of the one the test run chose (several
     /// instances sharing one PostgreSQL database, say).
     pub fn db(mut self, db: TestDb) -> Builder {
@@ -81,6 +90,7 @@ impl Builder {
     }
 
     pub async fn start(self) -> TestApp {
+        let turn = Turn::take(self.exclusive).await;
         let dir = tempfile::tempdir().unwrap();
         let db = match (self.db, self.sqlite_file) {
             (Some(db), _) => db,
@@ -88,7 +98,7 @@ impl Builder {
             (None, None) => TestDb::chosen(dir.path(), "authmail.db").await,
         };
         let token = self.admin.then_some(ADMIN_TOKEN);
-        TestApp::spawn(db, dir, self.env, token).await
+        TestApp::spawn(db, dir, self.env, token, turn).await
     }
 }
 

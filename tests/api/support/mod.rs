@@ -5,4 +5,5 @@ pub mod db;
 pub mod nginx;
 pub mod pg;
 pub mod smtp;
+pub mod turns;
 pub mod wait;
