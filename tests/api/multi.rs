@@ -36,13 +36,14 @@ fn instance(db: &TestDb, smtp_port: u16) -> Builder {
     ])
 }
 
-async fn cluster(extra: &[(&str, &str)]) -> Cluster {
+/// Three instances; `settings` adds to each one's.
+async fn cluster(settings: fn(Builder) -> Builder) -> Cluster {
     let certs = Certs::generate();
     let smtp = SmtpServer::start(&certs, SmtpOptions::new(Mode::Plain));
     let db = TestDb::postgres().await;
     let mut apps = Vec::new();
     for _ in 0..3 {
-        apps.push(instance(&db, smtp.port).envs(extra).start().await);
+        apps.push(settings(instance(&db, smtp.port)).start().await);
     }
     let lb = Nginx::start(&apps.iter().map(|a| a.port).collect::<Vec<_>>());
     Cluster {
@@ -114,11 +115,13 @@ fn count_accepted(
 
 #[tokio::test]
 async fn multi_instance_limits_hold_exactly_across_three_instances() {
-    let c = cluster(&[
-        ("RESEND_COOLDOWN_SECS", "0"),
-        ("RATE_EMAIL_PER_HOUR", "5"),
-        ("RATE_IP_PER_HOUR", "30"),
-    ])
+    let c = cluster(|app| {
+        app.envs(&[
+            ("RESEND_COOLDOWN_SECS", "0"),
+            ("RATE_EMAIL_PER_HOUR", "5"),
+            ("RATE_IP_PER_HOUR", "30"),
+        ])
+    })
     .await;
 
     // 1000 requests for 50 addresses, each from its own client address:
@@ -157,12 +160,7 @@ async fn multi_instance_limits_hold_exactly_across_three_instances() {
 
 #[tokio::test]
 async fn multi_instance_two_thousand_mails_each_arrive_once() {
-    let c = cluster(&[
-        ("RESEND_COOLDOWN_SECS", "0"),
-        ("RATE_EMAIL_PER_HOUR", "0"),
-        ("RATE_IP_PER_HOUR", "0"),
-    ])
-    .await;
+    let c = cluster(Builder::no_limits).await;
     let started = Instant::now();
     let jobs = (0..2000)
         .map(|i| (format!("m{i}@example.com"), "198.20.0.1".to_string()))
@@ -189,7 +187,7 @@ async fn multi_instance_two_thousand_mails_each_arrive_once() {
 
 #[tokio::test]
 async fn multi_instance_one_right_code_wins_once_and_guesses_are_counted_globally() {
-    let c = cluster(&[]).await;
+    let c = cluster(|app| app).await;
     assert_eq!(
         c.send_code("win@example.com", "198.21.0.1").await.status,
         202
