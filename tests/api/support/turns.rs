@@ -11,7 +11,8 @@
 //! test starts one app only.
 
 use std::sync::Mutex;
-use std::time::Duration;
+
+use tokio::sync::Notify;
 
 struct State {
     shared: usize,
@@ -23,6 +24,9 @@ static STATE: Mutex<State> = Mutex::new(State {
     exclusive: false,
 });
 
+/// Wakes the apps waiting for a turn whenever one is given back.
+static GIVEN_BACK: Notify = Notify::const_new();
+
 /// Held for the life of a `TestApp`; gives its turn back when dropped.
 pub struct Turn {
     exclusive: bool,
@@ -31,10 +35,15 @@ pub struct Turn {
 impl Turn {
     pub async fn take(exclusive: bool) -> Turn {
         loop {
+            // Registered before the check, so that a turn given back in
+            // between still wakes this one.
+            let given_back = GIVEN_BACK.notified();
+            tokio::pin!(given_back);
+            given_back.as_mut().enable();
             if Self::try_take(exclusive) {
                 return Turn { exclusive };
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            given_back.await;
         }
     }
 
@@ -63,5 +72,6 @@ impl Drop for Turn {
         } else {
             state.shared -= 1;
         }
+        GIVEN_BACK.notify_waiters();
     }
 }
