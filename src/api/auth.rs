@@ -1,9 +1,7 @@
 //! `/api/auth/*`: parse JSON into domain types, hand over to `codes` and
 //! `accounts`, shape the answer.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,12 +9,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::{choose_lang, ApiJson, AppState};
+use super::{choose_lang, ApiJson, AppState, ClientIp};
 use crate::accounts::Session;
 use crate::clock;
 use crate::domain::{EmailAddress, Password, Purpose};
 use crate::error::{ApiError, ErrorBody};
-use crate::limits;
 use crate::storage::User;
 
 pub fn router() -> Router<AppState> {
@@ -75,15 +72,17 @@ struct SendCodeBody {
 #[utoipa::path(post, path = "/api/auth/send-code", tag = "auth", request_body = SendCodeBody, responses((status = 202, body = CodeSent), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn send_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendCodeBody>,
 ) -> Result<(StatusCode, Json<CodeSent>), ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let purpose = Purpose::parse(&body.purpose).ok_or(ApiError::InvalidPurpose)?;
     let lang = choose_lang(body.lang.as_deref(), &headers, state.settings.mail_lang)?;
-    let ip_key = client_key(&state, peer, &headers);
-    state.codes.request(&email, purpose, lang, &ip_key).await?;
+    state
+        .codes
+        .request(&email, purpose, lang, &client.key())
+        .await?;
     state.outbox_wake.notify_one();
     // The same bytes whether the mail is a code or a notice: nothing to learn here.
     let policy = state.codes.policy();
@@ -94,22 +93,6 @@ async fn send_code(
             resend_after: policy.resend_cooldown_secs,
         }),
     ))
-}
-
-/// The client's network as the per-IP limits count it: the peer, or the
-/// `X-Forwarded-For` hop that `TRUSTED_PROXIES` vouch for.
-fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let ip = limits::client_ip(
-        peer.ip(),
-        &forwarded,
-        &state.settings.limits.trusted_proxies,
-    );
-    limits::ip_key(ip)
 }
 
 /// An answer that carries a token or an account: no cache may keep it.
@@ -154,8 +137,7 @@ struct LoginBody {
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody, responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    client: ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     // A malformed address or an impossible password cannot belong to an
@@ -166,8 +148,10 @@ async fn login(
         (Ok(e), Ok(p)) => (e, p),
         _ => return Err(state.accounts.reject_login().await),
     };
-    let ip_key = client_key(&state, peer, &headers);
-    let session = state.accounts.login(&email, password, &ip_key).await?;
+    let session = state
+        .accounts
+        .login(&email, password, &client.key())
+        .await?;
     Ok(no_store(Json(session_json(&session))))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod auth;
+mod client_ip;
 mod dev;
 mod openapi;
 mod service;
@@ -15,6 +16,8 @@ use axum::Router;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
+
+pub use client_ip::ClientIp;
 
 use crate::accounts::Accounts;
 use crate::codes::Codes;

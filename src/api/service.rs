@@ -2,19 +2,16 @@
 
 use std::time::Duration;
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::AppState;
+use super::{AppState, ClientIp};
 use crate::error::{ApiError, ErrorBody};
-use crate::limits;
 
 #[derive(OpenApi)]
 #[openapi(paths(healthz, readyz, metrics))]
@@ -64,10 +61,8 @@ pub fn metrics_router() -> Router<AppState> {
         (status = 404, description = "the client is not on this machine", body = ErrorBody)))]
 async fn metrics(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientIp(client): ClientIp,
 ) -> Result<Response, ApiError> {
-    let client = limits::client_ip_of(peer.ip(), &headers, &state.settings.limits.trusted_proxies);
     if !client.is_loopback() {
         return Err(ApiError::NotFound);
     }

@@ -3,10 +3,9 @@
 //! redirect that signs the browser in).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -17,11 +16,10 @@ use tokio::sync::OnceCell;
 use super::csrf::{self, CsrfKey};
 use super::{cookies, lang};
 use crate::accounts::Session;
-use crate::api::AppState;
+use crate::api::{AppState, ClientIp};
 use crate::domain::Lang;
 use crate::error::ApiError;
 use crate::keys::Keys;
-use crate::limits;
 
 const LANG_COOKIE_SECS: i64 = 365 * 24 * 3600;
 
@@ -105,8 +103,7 @@ pub struct Page {
     secure: bool,
     pub session: Option<String>,
     lang_href: String,
-    peer: Option<SocketAddr>,
-    forwarded_for: Vec<String>,
+    client: ClientIp,
 }
 
 impl FromRequestParts<AppState> for Page {
@@ -159,16 +156,7 @@ impl FromRequestParts<AppState> for Page {
             secure,
             session: cookie(cookies::SESSION).map(str::to_string),
             lang_href: lang_href(parts.uri.path(), query, other(choice.lang)),
-            peer: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-            forwarded_for: headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::to_string)
-                .collect(),
+            client: ClientIp::of(parts, state),
             pages,
         })
     }
@@ -215,16 +203,7 @@ impl Page {
 
     /// The per-IP limit key of the client, as the API computes it.
     pub fn ip_key(&self) -> String {
-        let Some(peer) = self.peer else {
-            return "unknown".into();
-        };
-        let forwarded: Vec<&str> = self.forwarded_for.iter().map(String::as_str).collect();
-        let ip = limits::client_ip(
-            peer.ip(),
-            &forwarded,
-            &self.state.settings.limits.trusted_proxies,
-        );
-        limits::ip_key(ip)
+        self.client.key()
     }
 
     fn secure(&self) -> bool {
