@@ -291,7 +291,40 @@ pub(super) async fn claim_due_messages(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<OutboxMessage>> {
-    db.messages(claim_sql, args![lease_until, now, limit]).await
+    let rows = db
+        .messages(claim_sql, args![lease_until, now, limit])
+        .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (id, attempt) = (row.id, row.attempts);
+        match row.decode() {
+            Ok(msg) => claimed.push(msg),
+            Err(why) => fail_undecodable(db, id, attempt, &why, now).await?,
+        }
+    }
+    Ok(claimed)
+}
+
+/// A row this version cannot send (a kind written by a newer one, say)
+/// fails at once with the reason, rather than coming back after every lease.
+async fn fail_undecodable(
+    db: &mut impl Exec,
+    id: i64,
+    attempt: i64,
+    why: &str,
+    now: i64,
+) -> Result<()> {
+    tracing::warn!(id, error = why, "cannot send an outbox message; failed");
+    let failed = Finished {
+        id,
+        attempt,
+        outcome: Outcome::Failed {
+            error: format!("cannot send: {why}"),
+        },
+        at: now,
+    };
+    record_outcome(db, &failed).await?;
+    Ok(())
 }
 
 /// The end of one delivery try.
@@ -493,6 +526,7 @@ pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Lang, Purpose};
     use crate::storage::exec::{run_now, SyncConn};
 
     fn outbox_db() -> rusqlite::Connection {
@@ -523,7 +557,7 @@ mod tests {
 
     #[test]
     fn outcomes_are_recorded_whole_in_chunks_and_row_by_row() {
-        let conn = outbox_db();
+        let mut conn = outbox_db();
         // 39 sent (one chunk of 32 and 7 left over) and one to retry.
         let mut finished: Vec<Finished> = (1..=39)
             .map(|id| Finished {
@@ -544,7 +578,7 @@ mod tests {
             },
             at: 1040,
         });
-        run_now(record_outcomes(&mut SyncConn(&conn), &finished)).unwrap();
+        run_now(record_outcomes(&mut SyncConn(&mut conn), &finished)).unwrap();
         let rows: Vec<Row> = conn
             .prepare("SELECT id, status, sent_at, last_reply, payload FROM outbox ORDER BY id")
             .unwrap()
@@ -576,8 +610,45 @@ mod tests {
     }
 
     #[test]
+    fn a_row_this_version_cannot_decode_fails_alone_and_the_rest_are_claimed() {
+        let mut conn = outbox_db();
+        conn.execute_batch(
+            "UPDATE outbox SET status = 'queued', attempts = 0 WHERE id <= 3;
+             UPDATE outbox SET kind = 'from_a_newer_version' WHERE id = 2;
+             UPDATE outbox SET recipient = 'not an address' WHERE id = 3;",
+        )
+        .unwrap();
+        let claim = |conn: &mut rusqlite::Connection| {
+            let mut db = SyncConn(conn);
+            run_now(claim_due_messages(&mut db, sqlite::CLAIM_DUE, 100, 200, 10)).unwrap()
+        };
+        let claimed = claim(&mut conn);
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        let msg = &claimed[0];
+        assert_eq!((msg.id, msg.attempts), (1, 1));
+        assert_eq!(msg.kind, MailKind::Code(Purpose::Register));
+        assert_eq!((msg.to.as_str(), msg.lang), ("a@example.com", Lang::En));
+        let (status, attempts, _, error) = state(&conn, 2);
+        assert_eq!((status.as_str(), attempts), ("failed", 1));
+        assert_eq!(
+            error.as_deref(),
+            Some("cannot send: unknown mail kind \"from_a_newer_version\"")
+        );
+        let (status, _, _, error) = state(&conn, 3);
+        assert_eq!(status, "failed");
+        assert_eq!(
+            error.as_deref(),
+            Some("cannot send: the recipient is not a valid address")
+        );
+        assert!(
+            claim(&mut conn).is_empty(),
+            "the failed rows do not come back"
+        );
+    }
+
+    #[test]
     fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
-        let conn = outbox_db();
+        let mut conn = outbox_db();
         // Rows 1..=33 were claimed again (attempt 2) after the first claim's lease ran out.
         conn.execute("UPDATE outbox SET attempts = 2 WHERE id <= 33", [])
             .unwrap();
@@ -604,14 +675,14 @@ mod tests {
                 next_attempt_at: 5000,
             },
         ));
-        run_now(record_outcomes(&mut SyncConn(&conn), &finished)).unwrap();
+        run_now(record_outcomes(&mut SyncConn(&mut conn), &finished)).unwrap();
         for kind in [
             Outcome::Failed {
                 error: "550".into(),
             },
             Outcome::Unclaimed,
         ] {
-            run_now(record_outcomes(&mut SyncConn(&conn), &[late(33, kind)])).unwrap();
+            run_now(record_outcomes(&mut SyncConn(&mut conn), &[late(33, kind)])).unwrap();
         }
         for id in 1..=33 {
             assert_eq!(state(&conn, id), ("sending".into(), 2, 0, None), "row {id}");
@@ -621,7 +692,7 @@ mod tests {
             attempt: 2,
             ..late(33, Outcome::Unclaimed)
         };
-        run_now(record_outcomes(&mut SyncConn(&conn), &[current])).unwrap();
+        run_now(record_outcomes(&mut SyncConn(&mut conn), &[current])).unwrap();
         assert_eq!(state(&conn, 33), ("queued".into(), 1, 1000, None));
         // The dev mailbox is fenced the same way.
         let mail = DevMail {
@@ -631,9 +702,21 @@ mod tests {
             code: Some("123456".into()),
             created_at: 1000,
         };
-        run_now(deliver_to_dev_mailbox(&mut SyncConn(&conn), 1, 1, &mail)).unwrap();
+        run_now(deliver_to_dev_mailbox(
+            &mut SyncConn(&mut conn),
+            1,
+            1,
+            &mail,
+        ))
+        .unwrap();
         assert_eq!(state(&conn, 1).0, "sending");
-        run_now(deliver_to_dev_mailbox(&mut SyncConn(&conn), 1, 2, &mail)).unwrap();
+        run_now(deliver_to_dev_mailbox(
+            &mut SyncConn(&mut conn),
+            1,
+            2,
+            &mail,
+        ))
+        .unwrap();
         assert_eq!(state(&conn, 1).0, "sent");
         let stored: i64 = conn
             .query_row("SELECT COUNT(*) FROM dev_mailbox", [], |r| r.get(0))
