@@ -3,6 +3,7 @@
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
 mod exec;
+mod outbox;
 mod passwords;
 mod postgres;
 mod queries;
@@ -16,12 +17,12 @@ use std::time::Duration;
 use crate::domain::EmailAddress;
 use exec::Db;
 
+pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use records::{
     CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits, MailKind,
     NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, SendLimits, User,
 };
-pub use writes::{Finished, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -296,7 +297,7 @@ impl Storage {
 
     pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
         self.write(&[], async move |db| {
-            writes::insert_message(db, &msg, now).await
+            outbox::insert_message(db, &msg, now).await
         })
         .await
     }
@@ -316,7 +317,7 @@ impl Storage {
             Backend::Postgres(_) => postgres::CLAIM_DUE,
         };
         self.write(&[], async move |db| {
-            writes::claim_due_messages(db, claim, now, lease_until, limit).await
+            outbox::claim_due_messages(db, claim, now, lease_until, limit).await
         })
         .await
     }
@@ -324,7 +325,7 @@ impl Storage {
     /// Records how delivery tries ended, all in one transaction.
     pub async fn record_outcomes(&self, finished: Vec<Finished>) -> Result<()> {
         self.write(&[], async move |db| {
-            writes::record_outcomes(db, &finished).await
+            outbox::record_outcomes(db, &finished).await
         })
         .await
     }
@@ -354,7 +355,7 @@ impl Storage {
     /// Stores a message in the dev mailbox, for the claim (`attempt`) that holds it.
     pub async fn deliver_to_dev_mailbox(&self, id: i64, attempt: i64, mail: DevMail) -> Result<()> {
         self.write(&[], async move |db| {
-            writes::deliver_to_dev_mailbox(db, id, attempt, &mail).await
+            outbox::deliver_to_dev_mailbox(db, id, attempt, &mail).await
         })
         .await
     }
