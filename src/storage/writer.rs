@@ -7,6 +7,7 @@
 //! a savepoint of its own so a failing one leaves the others whole. Nobody is
 //! answered before the commit that holds their write.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,11 @@ struct Typed<T, F> {
 impl<T: Send, F: AsyncFnOnce(&mut Db<'_>) -> Result<T> + Send> Job for Typed<T, F> {
     fn run(&mut self, conn: &mut Connection) -> bool {
         let work = self.work.take().expect("a job runs once");
-        let result = run_now(work(&mut Db::Sqlite(SyncConn(conn))));
+        // A flow that panics fails its own request like any error (its
+        // savepoint is rolled back); it must not take the writer thread along.
+        let run = AssertUnwindSafe(|| run_now(work(&mut Db::Sqlite(SyncConn(conn)))));
+        let result = std::panic::catch_unwind(run)
+            .unwrap_or_else(|_| Err(StorageError::Other("a write flow panicked".into())));
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -217,6 +222,25 @@ mod tests {
             count(&w).await,
             2,
             "the stuck flow's insert was rolled back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flow_that_panics_fails_only_its_own_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir, Duration::from_secs(5));
+        let broken = w.run(async |db| -> Result<()> {
+            db.execute("INSERT INTO t (v) VALUES (1)", args![]).await?;
+            panic!("a bug in a flow");
+        });
+        let (broken, fine) = tokio::join!(broken, insert(&w, 2));
+        assert!(matches!(broken, Err(StorageError::Other(_))), "{broken:?}");
+        fine.unwrap();
+        insert(&w, 3).await.unwrap();
+        assert_eq!(
+            count(&w).await,
+            2,
+            "the panicking flow's insert was rolled back"
         );
     }
 
