@@ -169,7 +169,15 @@ fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
     };
     run_now(record_outcomes(&mut SyncConn(&mut conn), &[current])).unwrap();
     assert_eq!(state(&conn, 33), ("queued".into(), 1, 1000, None));
-    // The dev mailbox is fenced the same way.
+}
+
+/// The dev mailbox is fenced like the outcomes: by the claim that holds the message.
+#[test]
+fn the_dev_mailbox_takes_only_the_holding_claims_copy() {
+    let mut conn = outbox_db();
+    // Row 1 was claimed again (attempt 2) after the first claim's lease ran out.
+    conn.execute("UPDATE outbox SET attempts = 2 WHERE id = 1", [])
+        .unwrap();
     let mail = DevMail {
         to: "a@example.com".into(),
         subject: "s".into(),
@@ -177,21 +185,18 @@ fn a_late_outcome_of_an_earlier_claim_changes_nothing() {
         code: Some("123456".into()),
         created_at: 1000,
     };
-    run_now(deliver_to_dev_mailbox(
-        &mut SyncConn(&mut conn),
-        1,
-        1,
-        &mail,
-    ))
-    .unwrap();
+    let deliver = |conn: &mut rusqlite::Connection, attempt| {
+        run_now(deliver_to_dev_mailbox(
+            &mut SyncConn(conn),
+            1,
+            attempt,
+            &mail,
+        ))
+        .unwrap()
+    };
+    deliver(&mut conn, 1);
     assert_eq!(state(&conn, 1).0, "sending");
-    run_now(deliver_to_dev_mailbox(
-        &mut SyncConn(&mut conn),
-        1,
-        2,
-        &mail,
-    ))
-    .unwrap();
+    deliver(&mut conn, 2);
     assert_eq!(state(&conn, 1).0, "sent");
     let stored: i64 = conn
         .query_row("SELECT COUNT(*) FROM dev_mailbox", [], |r| r.get(0))
