@@ -203,45 +203,44 @@ mod tests {
         assert_eq!(count(&w).await, 3);
     }
 
-    #[tokio::test]
-    async fn a_flow_that_awaits_anything_else_fails_only_its_own_request() {
+    /// Runs `broken` (which inserts 1, then goes wrong) queued together
+    /// with a good insert, so they likely share a batch: it fails alone, its
+    /// insert is rolled back, and the writer serves on.
+    async fn fails_alone<F>(broken: F)
+    where
+        F: AsyncFnOnce(&mut Db<'_>) -> Result<()> + Send + 'static,
+    {
         let dir = tempfile::tempdir().unwrap();
         let w = writer(&dir, Duration::from_secs(5));
-        let stuck = w.run(async |db| {
-            db.execute("INSERT INTO t (v) VALUES (1)", args![]).await?;
-            // Never ready: on the writer thread nothing would ever wake it.
-            std::future::pending::<()>().await;
-            Ok(())
-        });
-        // Queued together, so they likely share a batch with the stuck one.
-        let (stuck, fine) = tokio::join!(stuck, insert(&w, 2));
-        assert!(matches!(stuck, Err(StorageError::Other(_))), "{stuck:?}");
-        fine.unwrap();
-        insert(&w, 3).await.unwrap();
-        assert_eq!(
-            count(&w).await,
-            2,
-            "the stuck flow's insert was rolled back"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_flow_that_panics_fails_only_its_own_request() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = writer(&dir, Duration::from_secs(5));
-        let broken = w.run(async |db| -> Result<()> {
-            db.execute("INSERT INTO t (v) VALUES (1)", args![]).await?;
-            panic!("a bug in a flow");
-        });
-        let (broken, fine) = tokio::join!(broken, insert(&w, 2));
+        let (broken, fine) = tokio::join!(w.run(broken), insert(&w, 2));
         assert!(matches!(broken, Err(StorageError::Other(_))), "{broken:?}");
         fine.unwrap();
         insert(&w, 3).await.unwrap();
         assert_eq!(
             count(&w).await,
             2,
-            "the panicking flow's insert was rolled back"
+            "the broken flow's insert was rolled back"
         );
+    }
+
+    #[tokio::test]
+    async fn a_flow_that_awaits_anything_else_fails_only_its_own_request() {
+        fails_alone(async |db| {
+            db.execute("INSERT INTO t (v) VALUES (1)", args![]).await?;
+            // Never ready: on the writer thread nothing would ever wake it.
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_flow_that_panics_fails_only_its_own_request() {
+        fails_alone(async |db| {
+            db.execute("INSERT INTO t (v) VALUES (1)", args![]).await?;
+            panic!("a bug in a flow");
+        })
+        .await;
     }
 
     #[tokio::test]
