@@ -15,7 +15,7 @@ use super::diagnose::{self, Cause, Diagnosis, Stage};
 use super::templates::{MailContext, RenderedMail, Templates};
 use super::transport::{Delivery, SmtpSender};
 use crate::clock;
-use crate::domain::{EmailAddress, Lang};
+use crate::domain::Lang;
 use crate::storage::{DevMail, Finished, MailKind, OutboxMessage, Outcome, Storage};
 
 /// Messages claimed per connection at a time.
@@ -203,7 +203,7 @@ impl Worker {
         };
         let started = Instant::now();
         let outcome = sender
-            .send(&msg.message_id, &msg.recipient, &rendered)
+            .send(&msg.message_id, msg.to.as_str(), &rendered)
             .await;
         let outcome = record_try(
             &msg,
@@ -216,10 +216,7 @@ impl Worker {
     }
 
     fn render(&self, msg: &OutboxMessage) -> Result<RenderedMail, String> {
-        let kind = MailKind::parse(&msg.kind)
-            .ok_or_else(|| format!("unknown mail kind {:?}", msg.kind))?;
-        let lang = Lang::parse(&msg.lang).unwrap_or_default();
-        let (template, purpose) = match kind {
+        let (template, purpose) = match msg.kind {
             MailKind::Code(p) => ("code", p.as_str()),
             MailKind::AccountExists => ("account_exists", ""),
             MailKind::NoAccount => ("no_account", ""),
@@ -230,20 +227,20 @@ impl Worker {
             purpose,
             code: msg.payload.as_deref(),
             minutes: (self.code_ttl_secs + 59) / 60,
-            email: &msg.recipient,
+            email: msg.to.as_str(),
             public_url: &self.public_url,
         };
-        self.templates.render(template, lang, &ctx)
+        self.templates.render(template, msg.lang, &ctx)
     }
 
     async fn to_dev_mailbox(&self, msg: &OutboxMessage, rendered: RenderedMail) {
         if let Some(code) = &msg.payload {
             // Dev mode only: there is no real mailbox, so the log is one.
-            tracing::info!(to = %msg.recipient, kind = %msg.kind, code = %code, "dev mailbox: code");
+            tracing::info!(to = %msg.to, kind = msg.kind.as_str(), code = %code, "dev mailbox: code");
         }
-        let carries_code = matches!(MailKind::parse(&msg.kind), Some(MailKind::Code(_)));
+        let carries_code = matches!(msg.kind, MailKind::Code(_));
         let mail = DevMail {
-            to: msg.recipient.clone(),
+            to: msg.to.to_string(),
             subject: rendered.subject,
             // Shown in a browser, not sent over SMTP: plain line ends.
             text: rendered.text.replace("\r\n", "\n"),
@@ -296,7 +293,7 @@ fn record_try(
     lang: Lang,
     latency: Duration,
 ) -> Delivery {
-    let to = EmailAddress::parse(&msg.recipient).map_or_else(|_| "***".to_string(), |a| a.masked());
+    let to = msg.to.masked();
     let latency_ms = latency.as_millis() as u64;
     let (result, reply) = match &outcome {
         Delivery::Sent(r) => ("sent", r),

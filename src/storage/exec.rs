@@ -7,7 +7,8 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use super::{OutboxMessage, Result, StorageError, User};
+use super::records::OutboxRow;
+use super::{Result, StorageError, User};
 
 /// A bound parameter. `$n` placeholders are numbered in order of first use,
 /// which is also how SQLite numbers them.
@@ -58,8 +59,8 @@ macro_rules! args {
 pub(super) use args;
 
 /// The statements the write flows need. Every method runs one statement in
-/// the current transaction. (No `Send` bound here: the rusqlite side is not
-/// `Send`; the sqlx side's futures are, and callers see the concrete types.)
+/// the current transaction. (The futures are `Send` wherever the connection
+/// is, which [`Db`] relies on; the trait cannot say so.)
 #[allow(async_fn_in_trait)]
 pub(super) trait Exec {
     /// Rows changed.
@@ -70,83 +71,62 @@ pub(super) trait Exec {
     async fn int(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>>;
     async fn blob(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<Vec<u8>>>;
     async fn user(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<User>>;
-    async fn messages(&mut self, sql: &'static str, args: &[Arg<'_>])
-        -> Result<Vec<OutboxMessage>>;
+    async fn messages(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<OutboxRow>>;
 }
 
-/// The sqlx side, for a transaction of either database.
-macro_rules! sqlx_exec {
-    ($db:ty) => {
-        impl $crate::storage::exec::Exec for sqlx::Transaction<'_, $db> {
-            async fn execute(
-                &mut self,
-                sql: &'static str,
-                args: &[$crate::storage::exec::Arg<'_>],
-            ) -> Result<u64> {
-                let q = super::exec::sqlx_exec!(@bind sqlx::query(sql), args);
-                Ok(q.execute(&mut **self).await?.rows_affected())
-            }
-            async fn exists(
-                &mut self,
-                sql: &'static str,
-                args: &[$crate::storage::exec::Arg<'_>],
-            ) -> Result<bool> {
-                let q = super::exec::sqlx_exec!(@bind sqlx::query(sql), args);
-                Ok(q.fetch_optional(&mut **self).await?.is_some())
-            }
-            async fn int(
-                &mut self,
-                sql: &'static str,
-                args: &[$crate::storage::exec::Arg<'_>],
-            ) -> Result<Option<i64>> {
-                let q = super::exec::sqlx_exec!(@bind sqlx::query_scalar::<_, Option<i64>>(sql), args);
-                Ok(q.fetch_optional(&mut **self).await?.flatten())
-            }
-            async fn blob(
-                &mut self,
-                sql: &'static str,
-                args: &[$crate::storage::exec::Arg<'_>],
-            ) -> Result<Option<Vec<u8>>> {
-                let q = super::exec::sqlx_exec!(@bind sqlx::query_scalar::<_, Option<Vec<u8>>>(sql), args);
-                Ok(q.fetch_optional(&mut **self).await?.flatten())
-            }
-            async fn user(
-                &mut self,
-                sql: &'static str,
-                args: &[$crate::storage::exec::Arg<'_>],
-            ) -> Result<Option<User>> {
-                let q = super::exec::sqlx_exec!(@bind sqlx::query_as(sql), args);
-                Ok(q.fetch_optional(&mut **self).await?)
-            }
-            async fn messages(
-                &mut self,
-                sql: &'static str,
-                args: &[$crate::storage::exec::Arg<'_>],
-            ) -> Result<Vec<OutboxMessage>> {
-                let q = super::exec::sqlx_exec!(@bind sqlx::query_as(sql), args);
-                Ok(q.fetch_all(&mut **self).await?)
-            }
-        }
-    };
-    (@bind $q:expr, $args:expr) => {{
-        use $crate::storage::exec::Arg;
-        let mut q = $q;
-        for arg in $args {
-            q = match *arg {
-                Arg::Int(v) => q.bind(v),
-                Arg::OptInt(v) => q.bind(v),
-                Arg::Text(v) => q.bind(v),
-                Arg::OptText(v) => q.bind(v),
-                Arg::Blob(v) => q.bind(v),
-            };
-        }
-        q
-    }};
+/// The connection a write flow runs on, whichever the backend: one type, so a
+/// flow is one closure that `Storage` hands to either.
+pub(super) enum Db<'a> {
+    /// Inside the SQLite writer's batch, on its thread.
+    Sqlite(SyncConn<'a>),
+    /// A PostgreSQL transaction behind the flow's advisory locks.
+    Postgres(&'a mut PgTx),
 }
-pub(super) use sqlx_exec;
 
-/// The rusqlite side: statements run right here, on the writer thread.
-pub(super) struct SyncConn<'c>(pub &'c rusqlite::Connection);
+pub(super) type PgTx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+impl Exec for Db<'_> {
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
+        match self {
+            Db::Sqlite(c) => c.execute(sql, args).await,
+            Db::Postgres(tx) => tx.execute(sql, args).await,
+        }
+    }
+    async fn exists(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<bool> {
+        match self {
+            Db::Sqlite(c) => c.exists(sql, args).await,
+            Db::Postgres(tx) => tx.exists(sql, args).await,
+        }
+    }
+    async fn int(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>> {
+        match self {
+            Db::Sqlite(c) => c.int(sql, args).await,
+            Db::Postgres(tx) => tx.int(sql, args).await,
+        }
+    }
+    async fn blob(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<Vec<u8>>> {
+        match self {
+            Db::Sqlite(c) => c.blob(sql, args).await,
+            Db::Postgres(tx) => tx.blob(sql, args).await,
+        }
+    }
+    async fn user(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<User>> {
+        match self {
+            Db::Sqlite(c) => c.user(sql, args).await,
+            Db::Postgres(tx) => tx.user(sql, args).await,
+        }
+    }
+    async fn messages(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<OutboxRow>> {
+        match self {
+            Db::Sqlite(c) => c.messages(sql, args).await,
+            Db::Postgres(tx) => tx.messages(sql, args).await,
+        }
+    }
+}
+
+/// The rusqlite side: statements run right here, on the writer thread. It
+/// holds the connection mutably so that it is `Send`, as [`Db`] must be.
+pub(super) struct SyncConn<'c>(pub &'c mut rusqlite::Connection);
 
 impl rusqlite::ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
@@ -206,30 +186,26 @@ impl Exec for SyncConn<'_> {
     async fn user(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<User>> {
         self.first(sql, args, |r| {
             Ok(User {
-                id: r.get(0)?,
-                email: r.get(1)?,
-                password_hash: r.get(2)?,
-                created_at: r.get(3)?,
+                id: r.get("id")?,
+                email: r.get("email")?,
+                password_hash: r.get("password_hash")?,
+                created_at: r.get("created_at")?,
             })
         })
     }
-    async fn messages(
-        &mut self,
-        sql: &'static str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<OutboxMessage>> {
+    async fn messages(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.prepare(sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-            Ok(OutboxMessage {
-                id: r.get(0)?,
-                message_id: r.get(1)?,
-                recipient: r.get(2)?,
-                kind: r.get(3)?,
-                lang: r.get(4)?,
-                payload: r.get(5)?,
-                attempts: r.get(6)?,
-                expires_at: r.get(7)?,
-                last_error: r.get(8)?,
+            Ok(OutboxRow {
+                id: r.get("id")?,
+                message_id: r.get("message_id")?,
+                recipient: r.get("recipient")?,
+                kind: r.get("kind")?,
+                lang: r.get("lang")?,
+                payload: r.get("payload")?,
+                attempts: r.get("attempts")?,
+                expires_at: r.get("expires_at")?,
+                last_error: r.get("last_error")?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -237,11 +213,18 @@ impl Exec for SyncConn<'_> {
 }
 
 /// Runs a flow over a `SyncConn` to its end. Its statements never wait on
-/// anything (they run in place), so the first poll always finishes it.
-pub(super) fn run_now<T>(flow: impl Future<Output = T>) -> T {
+/// anything (they run in place), so the first poll finishes it, unless the
+/// flow awaits something else (a timer, a channel): that one request fails,
+/// loudly, and its savepoint is rolled back; the writer thread serves on.
+pub(super) fn run_now<T>(flow: impl Future<Output = Result<T>>) -> Result<T> {
     match pin!(flow).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(v) => v,
-        Poll::Pending => unreachable!("a SyncConn flow never waits"),
+        Poll::Pending => {
+            tracing::error!("a write flow awaited something besides its connection; refused");
+            Err(StorageError::Other(
+                "a write flow awaited something besides its connection".into(),
+            ))
+        }
     }
 }
 

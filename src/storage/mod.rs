@@ -3,19 +3,26 @@
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
 mod exec;
+mod outbox;
 mod passwords;
 mod postgres;
 mod queries;
+mod records;
 mod sqlite;
 mod writer;
 mod writes;
 
 use std::time::Duration;
 
-use crate::domain::{EmailAddress, Lang, Purpose};
+use crate::domain::EmailAddress;
+use exec::Db;
 
+pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
-pub use writes::{Finished, Outcome};
+pub use records::{
+    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits, MailKind,
+    NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, SendLimits, User,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -94,211 +101,6 @@ where
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct User {
-    pub id: i64,
-    pub email: String,
-    pub password_hash: String,
-    pub created_at: i64,
-}
-
-/// What kind of mail an outbox row is; decides template and retry horizon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MailKind {
-    Code(Purpose),
-    /// The answer to a register request for an address that has an account:
-    /// sign in or reset the password. No code.
-    AccountExists,
-    /// The answer to a login or reset request for an address without an
-    /// account: register. No code.
-    NoAccount,
-    PasswordChanged,
-    Test,
-}
-
-impl MailKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Code(p) => p.as_str(),
-            Self::AccountExists => "account_exists",
-            Self::NoAccount => "no_account",
-            Self::PasswordChanged => "password_changed",
-            Self::Test => "test",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "account_exists" => Some(Self::AccountExists),
-            "no_account" => Some(Self::NoAccount),
-            "password_changed" => Some(Self::PasswordChanged),
-            "test" => Some(Self::Test),
-            other => Purpose::parse(other).map(Self::Code),
-        }
-    }
-}
-
-/// A message to put in the outbox.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub message_id: String,
-    pub to: EmailAddress,
-    pub kind: MailKind,
-    pub lang: Lang,
-    /// Template data (the code); cleared once the message is final.
-    pub payload: Option<String>,
-    /// A code mail stops trying when its code expires; other mail after 24 hours.
-    pub expires_at: i64,
-}
-
-/// A claimed outbox message, ready to render and send.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OutboxMessage {
-    pub id: i64,
-    pub message_id: String,
-    pub recipient: String,
-    pub kind: String,
-    pub lang: String,
-    pub payload: Option<String>,
-    /// Tries so far, this one included.
-    pub attempts: i64,
-    pub expires_at: i64,
-    pub last_error: Option<String>,
-}
-
-/// An outbox row as the admin API and the `outbox` command show it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub recipient: String,
-    pub kind: String,
-    pub status: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub sent_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct OutboxStats {
-    pub sent: i64,
-    pub failed: i64,
-    pub queued: i64,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DevMail {
-    #[sqlx(rename = "recipient")]
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    /// The code the mail carried; `None` for a notice or other mail.
-    pub code: Option<String>,
-    pub created_at: i64,
-}
-
-/// The limits a send-code request is held to; zero disables one.
-#[derive(Debug, Clone, Copy)]
-pub struct SendLimits {
-    pub cooldown_secs: i64,
-    pub per_email_per_hour: i64,
-    pub per_ip_per_hour: i64,
-}
-
-/// One send-code request, decided and recorded in one transaction.
-pub struct CodeRequest {
-    pub email: EmailAddress,
-    pub purpose: Purpose,
-    pub ip_key: String,
-    pub now: i64,
-    pub limits: SendLimits,
-    pub code_hash: [u8; 32],
-    /// Stored instead of `code_hash` where the code could not be used: the
-    /// hash of no code at all, so every guess against it is wrong.
-    pub phantom_hash: [u8; 32],
-    pub code_expires_at: i64,
-    /// The code mail, sent where the code can be used.
-    pub mail: NewMessage,
-    /// The notice without a code, sent everywhere else.
-    pub notice: NewMessage,
-}
-
-impl CodeRequest {
-    /// What PostgreSQL locks for this request: the address, and the client's
-    /// IP only when its limit is on. Otherwise every request from one IP (an
-    /// app server calling the API, say) would queue behind one lock for nothing.
-    fn lock_keys(&self) -> Vec<&str> {
-        let mut keys = vec![self.email.as_str()];
-        if self.limits.per_ip_per_hour > 0 {
-            keys.push(&self.ip_key);
-        }
-        keys
-    }
-}
-
-/// One submitted code, to be counted and compared in one transaction.
-pub struct CodeGuess {
-    pub email: EmailAddress,
-    pub purpose: Purpose,
-    pub now: i64,
-    pub limits: GuessLimits,
-    /// The submitted code's hash (`Keys::code_hash`).
-    pub hash: [u8; 32],
-    /// Where no live code exists, a row with this hash (of no code) and
-    /// lifetime takes its place, so the guess is counted like any other.
-    pub phantom_hash: [u8; 32],
-    pub phantom_expires_at: i64,
-}
-
-impl CodeGuess {
-    /// In constant time: a guess must not learn how much of a hash it matched.
-    fn matches(&self, stored: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        self.hash.ct_eq(stored).into()
-    }
-}
-
-/// A session to open, keyed by its token's hash.
-pub struct NewSession {
-    pub token_hash: [u8; 32],
-    pub created_at: i64,
-    pub expires_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeRequestOutcome {
-    /// Accepted: a code or a notice was written to the outbox.
-    Accepted,
-    RateLimited {
-        retry_after: i64,
-    },
-    Locked {
-        retry_after: i64,
-    },
-}
-
-/// How a submitted code fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeCheck {
-    Valid,
-    /// Wrong, expired, used, voided or never sent: one answer for all.
-    Invalid,
-    /// The live code (or the stand-in for a missing one) has had
-    /// `CODE_MAX_ATTEMPTS` guesses.
-    Exhausted,
-    Locked {
-        retry_after: i64,
-    },
-}
-
-/// The limits a code guess is held to.
-#[derive(Debug, Clone, Copy)]
-pub struct GuessLimits {
-    pub max_attempts: i64,
-    pub max_failures: i64,
-    pub lock_secs: i64,
-}
-
 #[derive(Clone)]
 pub struct Storage {
     backend: Backend,
@@ -312,34 +114,6 @@ enum Backend {
         writer: writer::Writer,
     },
     Postgres(sqlx::PgPool),
-}
-
-/// Dispatches a read to the backend module that owns the query.
-macro_rules! dispatch {
-    ($self:ident, $fn:ident ( $($arg:expr),* )) => {
-        match &$self.backend {
-            Backend::Sqlite { pool, .. } => sqlite::$fn(pool, $($arg),*).await,
-            Backend::Postgres(pool) => postgres::$fn(pool, $($arg),*).await,
-        }
-    };
-}
-
-/// Runs a flow of `writes` in one transaction: on SQLite in the writer's next
-/// batch (the flow owns what it uses, since it runs on the writer's thread),
-/// on PostgreSQL behind advisory locks on `keys`.
-macro_rules! write_tx {
-    ($self:ident, keys $keys:expr, |$db:ident| $flow:expr) => {
-        match &$self.backend {
-            Backend::Sqlite { writer, .. } => writer.run(move |$db| exec::run_now($flow)).await,
-            Backend::Postgres(pool) => {
-                let mut tx = postgres::begin_locked(pool, $keys).await?;
-                let $db = &mut tx;
-                let out = $flow.await?;
-                tx.commit().await?;
-                Ok(out)
-            }
-        }
-    };
 }
 
 impl Storage {
@@ -358,34 +132,57 @@ impl Storage {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    /// Runs a write flow (`writes.rs`, `passwords.rs`) in one transaction: on
+    /// SQLite in the writer's next batch (the flow owns what it uses, since it
+    /// runs on the writer's thread), on PostgreSQL behind advisory locks on `keys`.
+    async fn write<T, F>(&self, keys: &[String], flow: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: AsyncFnOnce(&mut Db<'_>) -> Result<T> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.run(flow).await,
+            Backend::Postgres(pool) => postgres::write(pool, keys, flow).await,
+        }
+    }
+
     pub async fn migrate(&self) -> Result<()> {
-        dispatch!(self, migrate())
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::migrate(pool).await,
+            Backend::Postgres(pool) => postgres::migrate(pool).await,
+        }
     }
 
     pub async fn ping(&self, timeout: Duration) -> bool {
-        let ping = async { dispatch!(self, ping()) };
+        let ping = async {
+            match &self.backend {
+                Backend::Sqlite { pool, .. } => sqlite::ping(pool).await,
+                Backend::Postgres(pool) => postgres::ping(pool).await,
+            }
+        };
         matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(())))
     }
 
     /// The stored secret key, storing `candidate` first if none exists yet.
     pub async fn secret_key(&self, candidate: &str) -> Result<String> {
-        dispatch!(self, secret_key(candidate))
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::secret_key(pool, candidate).await,
+            Backend::Postgres(pool) => postgres::secret_key(pool, candidate).await,
+        }
     }
 
     pub async fn request_code(&self, req: CodeRequest) -> Result<CodeRequestOutcome> {
-        write_tx!(self, keys & req.lock_keys(), |db| writes::request_code(
-            db, &req
-        ))
+        let keys = req.lock_keys();
+        self.write(&keys, async move |db| writes::request_code(db, &req).await)
+            .await
     }
 
     /// Counts the guess, then compares it with the stored hash; a match
     /// consumes the code. All in one transaction, so one right code wins once.
     pub async fn check_code(&self, guess: CodeGuess) -> Result<CodeCheck> {
-        write_tx!(
-            self,
-            keys & [guess.email.as_str()],
-            |db| writes::check_code(db, &guess)
-        )
+        let keys = [guess.email.to_string()];
+        self.write(&keys, async move |db| writes::check_code(db, &guess).await)
+            .await
     }
 
     /// `check_code` for a login code and, when it is right, the account and a
@@ -395,41 +192,49 @@ impl Storage {
         guess: CodeGuess,
         session: NewSession,
     ) -> Result<(CodeCheck, Option<User>)> {
-        write_tx!(self, keys & [guess.email.as_str()], |db| {
-            writes::login_with_code(db, &guess, &session)
+        let keys = [guess.email.to_string()];
+        self.write(&keys, async move |db| {
+            writes::login_with_code(db, &guess, &session).await
         })
+        .await
     }
 
     pub async fn clear_failures(&self, email: &EmailAddress) -> Result<()> {
         let email = email.clone();
-        write_tx!(self, keys & [], |db| writes::clear_failures(
-            db,
-            email.as_str()
-        ))
+        self.write(&[], async move |db| {
+            writes::clear_failures(db, email.as_str()).await
+        })
+        .await
     }
 
     /// Decides whether a password may be checked now and, if so, counts it
     /// as a failure until `password_login_succeeded` says otherwise: counted
     /// before the hash, so parallel guesses cannot pass the limit.
     pub async fn begin_password_try(&self, attempt: PasswordTry) -> Result<PasswordGate> {
-        write_tx!(self, keys & [attempt.email.as_str()], |db| {
-            passwords::begin_try(db, &attempt)
+        let keys = [attempt.email.to_string()];
+        self.write(&keys, async move |db| {
+            passwords::begin_try(db, &attempt).await
         })
+        .await
     }
 
     /// A right password: its address's password and code failures are forgotten.
     pub async fn password_login_succeeded(&self, email: &EmailAddress) -> Result<()> {
         let email = email.clone();
-        write_tx!(self, keys & [email.as_str()], |db| passwords::succeeded(
-            db,
-            email.as_str()
-        ))
+        let keys = [email.to_string()];
+        self.write(&keys, async move |db| {
+            passwords::succeeded(db, email.as_str()).await
+        })
+        .await
     }
 
     /// A wrong password (or an unknown address), for the per-IP limit.
     pub async fn password_login_failed(&self, ip_key: &str, now: i64) -> Result<()> {
         let ip_key = ip_key.to_string();
-        write_tx!(self, keys & [], |db| passwords::failed(db, &ip_key, now))
+        self.write(&[], async move |db| {
+            passwords::failed(db, &ip_key, now).await
+        })
+        .await
     }
 
     /// `None` when the address is taken.
@@ -440,16 +245,17 @@ impl Storage {
         now: i64,
     ) -> Result<Option<User>> {
         let (email, hash) = (email.clone(), password_hash.to_string());
-        write_tx!(self, keys & [], |db| writes::create_user(
-            db,
-            email.as_str(),
-            &hash,
-            now
-        ))
+        self.write(&[], async move |db| {
+            writes::create_user(db, email.as_str(), &hash, now).await
+        })
+        .await
     }
 
     pub async fn find_user(&self, email: &EmailAddress) -> Result<Option<User>> {
-        dispatch!(self, find_user(email))
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::find_user(pool, email).await,
+            Backend::Postgres(pool) => postgres::find_user(pool, email).await,
+        }
     }
 
     /// Sets the password, ends every session and queues the notice, atomically.
@@ -461,114 +267,112 @@ impl Storage {
         now: i64,
     ) -> Result<()> {
         let hash = password_hash.to_string();
-        write_tx!(self, keys & [], |db| writes::reset_password(
-            db, user_id, &hash, &notice, now
-        ))
+        self.write(&[], async move |db| {
+            writes::reset_password(db, user_id, &hash, &notice, now).await
+        })
+        .await
     }
 
     pub async fn create_session(&self, user_id: i64, session: NewSession) -> Result<()> {
-        write_tx!(self, keys & [], |db| writes::create_session(
-            db, user_id, &session
-        ))
+        self.write(&[], async move |db| {
+            writes::create_session(db, user_id, &session).await
+        })
+        .await
     }
 
     pub async fn session_user(&self, token_hash: &[u8], now: i64) -> Result<Option<User>> {
-        dispatch!(self, session_user(token_hash, now))
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::session_user(pool, token_hash, now).await,
+            Backend::Postgres(pool) => postgres::session_user(pool, token_hash, now).await,
+        }
     }
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<bool> {
         let token_hash = token_hash.to_vec();
-        write_tx!(self, keys & [], |db| writes::delete_session(
-            db,
-            &token_hash
-        ))
+        self.write(&[], async move |db| {
+            writes::delete_session(db, &token_hash).await
+        })
+        .await
     }
 
     pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
-        write_tx!(self, keys & [], |db| writes::insert_message(db, &msg, now))
+        self.write(&[], async move |db| {
+            outbox::insert_message(db, &msg, now).await
+        })
+        .await
     }
 
     /// Claims up to `limit` due messages (queued and due, or sending with an
-    /// expired lease) until `lease_until`.
+    /// expired lease) until `lease_until`. A message this version cannot
+    /// decode fails in the same transaction and is not returned.
     pub async fn claim_due_messages(
         &self,
         now: i64,
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<OutboxMessage>> {
+        // How each backend keeps two claimers apart differs.
         let claim = match self.backend {
             Backend::Sqlite { .. } => sqlite::CLAIM_DUE,
             Backend::Postgres(_) => postgres::CLAIM_DUE,
         };
-        write_tx!(self, keys & [], |db| writes::claim_due_messages(
-            db,
-            claim,
-            now,
-            lease_until,
-            limit
-        ))
+        self.write(&[], async move |db| {
+            outbox::claim_due_messages(db, claim, now, lease_until, limit).await
+        })
+        .await
     }
 
     /// Records how delivery tries ended, all in one transaction.
     pub async fn record_outcomes(&self, finished: Vec<Finished>) -> Result<()> {
-        write_tx!(self, keys & [], |db| writes::record_outcomes(db, &finished))
+        self.write(&[], async move |db| {
+            outbox::record_outcomes(db, &finished).await
+        })
+        .await
     }
 
     /// When the next queued message falls due (or a lease runs out).
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
-        dispatch!(self, next_due_at())
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::next_due_at(pool).await,
+            Backend::Postgres(pool) => postgres::next_due_at(pool).await,
+        }
     }
 
     pub async fn list_outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>> {
-        dispatch!(self, list_outbox(status, limit))
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::list_outbox(pool, status, limit).await,
+            Backend::Postgres(pool) => postgres::list_outbox(pool, status, limit).await,
+        }
     }
 
     pub async fn outbox_stats(&self, since: i64) -> Result<OutboxStats> {
-        dispatch!(self, outbox_stats(since))
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::outbox_stats(pool, since).await,
+            Backend::Postgres(pool) => postgres::outbox_stats(pool, since).await,
+        }
     }
 
     /// Stores a message in the dev mailbox, for the claim (`attempt`) that holds it.
     pub async fn deliver_to_dev_mailbox(&self, id: i64, attempt: i64, mail: DevMail) -> Result<()> {
-        write_tx!(self, keys & [], |db| writes::deliver_to_dev_mailbox(
-            db, id, attempt, &mail
-        ))
+        self.write(&[], async move |db| {
+            outbox::deliver_to_dev_mailbox(db, id, attempt, &mail).await
+        })
+        .await
     }
 
     pub async fn dev_mailbox(&self, limit: i64) -> Result<Vec<DevMail>> {
-        dispatch!(self, dev_mailbox(limit))
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::dev_mailbox(pool, limit).await,
+            Backend::Postgres(pool) => postgres::dev_mailbox(pool, limit).await,
+        }
     }
 
     /// Deletes what no rule can need any more: old requests, dead codes and
     /// sessions, finished mail older than `retention_secs`.
     pub async fn prune(&self, now: i64, retention_secs: i64) -> Result<()> {
-        write_tx!(self, keys & [], |db| writes::prune(db, now, retention_secs))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_guess_matches_only_its_whole_hash() {
-        let guess = CodeGuess {
-            email: EmailAddress::parse("a@example.com").unwrap(),
-            purpose: Purpose::Login,
-            now: 0,
-            limits: GuessLimits {
-                max_attempts: 5,
-                max_failures: 0,
-                lock_secs: 0,
-            },
-            hash: [7; 32],
-            phantom_hash: [0; 32],
-            phantom_expires_at: 0,
-        };
-        assert!(guess.matches(&[7; 32]));
-        assert!(!guess.matches(&[7; 31]), "a prefix is not a match");
-        assert!(!guess.matches(&[[7; 32].as_slice(), &[0]].concat()));
-        let mut other = [7; 32];
-        other[31] = 8;
-        assert!(!guess.matches(&other));
+        self.write(&[], async move |db| {
+            writes::prune(db, now, retention_secs).await
+        })
+        .await
     }
 }

@@ -178,8 +178,8 @@ mod tests {
 
     #[test]
     fn the_limit_locks_and_each_lock_lasts_twice_the_one_before() {
-        let conn = db();
-        let go = |now| run_now(begin_try(&mut SyncConn(&conn), &attempt(now))).unwrap();
+        let mut conn = db();
+        let mut go = |now| run_now(begin_try(&mut SyncConn(&mut conn), &attempt(now))).unwrap();
         for _ in 0..3 {
             assert_eq!(go(100), PasswordGate::Open);
         }

@@ -5,8 +5,13 @@
 
 use std::str::FromStr;
 
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::query::Query;
+use sqlx::{FromRow, PgPool, Postgres, Row};
+
+use super::exec::{Arg, Db, Exec, PgTx};
+use super::records::OutboxRow;
 
 use super::queries::shared_queries;
 use super::*;
@@ -31,12 +36,22 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     run_migrations(&MIGRATOR, pool).await
 }
 
-type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
+/// Runs a write flow in one transaction, behind advisory locks on `keys`.
+pub(super) async fn write<T>(
+    pool: &PgPool,
+    keys: &[String],
+    flow: impl AsyncFnOnce(&mut Db<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut tx = begin_locked(pool, keys).await?;
+    let out = flow(&mut Db::Postgres(&mut tx)).await?;
+    tx.commit().await?;
+    Ok(out)
+}
 
-pub(super) async fn begin_locked<'c>(pool: &'c PgPool, keys: &[&str]) -> Result<Tx<'c>> {
+async fn begin_locked(pool: &PgPool, keys: &[String]) -> Result<PgTx> {
     let mut tx = pool.begin().await?;
     // Always in the same order, so two transactions cannot wait on each other.
-    let mut keys = keys.to_vec();
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     keys.sort_unstable();
     keys.dedup();
     for key in keys {
@@ -46,6 +61,54 @@ pub(super) async fn begin_locked<'c>(pool: &'c PgPool, keys: &[&str]) -> Result<
             .await?;
     }
     Ok(tx)
+}
+
+/// One statement with its parameters bound in order.
+fn query<'q>(sql: &'q str, args: &[Arg<'q>]) -> Query<'q, Postgres, PgArguments> {
+    args.iter().fold(sqlx::query(sql), |q, arg| match *arg {
+        Arg::Int(v) => q.bind(v),
+        Arg::OptInt(v) => q.bind(v),
+        Arg::Text(v) => q.bind(v),
+        Arg::OptText(v) => q.bind(v),
+        Arg::Blob(v) => q.bind(v),
+    })
+}
+
+impl Exec for PgTx {
+    async fn execute(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64> {
+        Ok(query(sql, args).execute(&mut **self).await?.rows_affected())
+    }
+    async fn exists(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<bool> {
+        Ok(query(sql, args)
+            .fetch_optional(&mut **self)
+            .await?
+            .is_some())
+    }
+    async fn int(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<i64>> {
+        let row = query(sql, args).fetch_optional(&mut **self).await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<i64>, _>(0))
+            .transpose()?
+            .flatten())
+    }
+    async fn blob(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<Vec<u8>>> {
+        let row = query(sql, args).fetch_optional(&mut **self).await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>(0))
+            .transpose()?
+            .flatten())
+    }
+    async fn user(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<User>> {
+        let row = query(sql, args).fetch_optional(&mut **self).await?;
+        Ok(row.map(|r| User::from_row(&r)).transpose()?)
+    }
+    async fn messages(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<OutboxRow>> {
+        let rows = query(sql, args).fetch_all(&mut **self).await?;
+        Ok(rows
+            .iter()
+            .map(OutboxRow::from_row)
+            .collect::<sqlx::Result<_>>()?)
+    }
 }
 
 /// Expired leases first, then the oldest due messages, each half in index

@@ -1,5 +1,4 @@
-//! The reads both backends share, written once, and the sqlx side of
-//! [`Exec`](super::exec::Exec) the writes in `writes.rs` run on. SQL here is
+//! The reads both backends share, written once. SQL here is
 //! the common dialect of SQLite and PostgreSQL (`$n` parameters,
 //! `ON CONFLICT`, `RETURNING`); what differs (opening, locking, the outbox
 //! claim) lives in each backend module, which expands this macro with its
@@ -7,8 +6,6 @@
 
 macro_rules! shared_queries {
     ($db:ty) => {
-        super::exec::sqlx_exec!($db);
-
         pub async fn ping(pool: &sqlx::Pool<$db>) -> Result<()> {
             sqlx::query("SELECT 1").execute(pool).await?;
             Ok(())

@@ -7,13 +7,14 @@
 //! a savepoint of its own so a failing one leaves the others whole. Nobody is
 //! answered before the commit that holds their write.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::exec::SyncConn;
+use super::exec::{run_now, Db, SyncConn};
 use super::{Result, StorageError};
 
 /// Most requests in one commit: bounds how long a batch holds the lock.
@@ -33,7 +34,7 @@ struct Envelope {
 
 trait Job: Send {
     /// Runs the work; false when it failed (its savepoint is rolled back).
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, conn: &mut Connection) -> bool;
     /// Answers the caller once the batch's fate is known.
     fn finish(self: Box<Self>, committed: Result<()>);
 }
@@ -44,10 +45,14 @@ struct Typed<T, F> {
     reply: oneshot::Sender<Result<T>>,
 }
 
-impl<T: Send, F: FnOnce(&mut SyncConn<'_>) -> Result<T> + Send> Job for Typed<T, F> {
-    fn run(&mut self, conn: &Connection) -> bool {
+impl<T: Send, F: AsyncFnOnce(&mut Db<'_>) -> Result<T> + Send> Job for Typed<T, F> {
+    fn run(&mut self, conn: &mut Connection) -> bool {
         let work = self.work.take().expect("a job runs once");
-        let result = work(&mut SyncConn(conn));
+        // A flow that panics fails its own request like any error (its
+        // savepoint is rolled back); it must not take the writer thread along.
+        let run = AssertUnwindSafe(|| run_now(work(&mut Db::Sqlite(SyncConn(conn)))));
+        let result = std::panic::catch_unwind(run)
+            .unwrap_or_else(|_| Err(StorageError::Other("a write flow panicked".into())));
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -89,10 +94,11 @@ impl Writer {
     }
 
     /// Runs `work` in the next batch and returns its result after the commit.
+    /// It may await only its connection (see [`run_now`]).
     pub async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut SyncConn<'_>) -> Result<T> + Send + 'static,
+        F: AsyncFnOnce(&mut Db<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let envelope = Envelope {
@@ -112,7 +118,7 @@ impl Writer {
     }
 }
 
-fn serve(conn: Connection, mut queue: mpsc::UnboundedReceiver<Envelope>) {
+fn serve(mut conn: Connection, mut queue: mpsc::UnboundedReceiver<Envelope>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -122,11 +128,11 @@ fn serve(conn: Connection, mut queue: mpsc::UnboundedReceiver<Envelope>) {
                 Err(_) => break,
             }
         }
-        run_batch(&conn, &mut batch);
+        run_batch(&mut conn, &mut batch);
     }
 }
 
-fn run_batch(conn: &Connection, batch: &mut Vec<Envelope>) {
+fn run_batch(conn: &mut Connection, batch: &mut Vec<Envelope>) {
     let committed = begin(conn).and_then(|()| {
         for envelope in batch.iter_mut() {
             // A request that waited out its deadline answers 503 unrun, so a
@@ -175,18 +181,16 @@ mod tests {
     }
 
     async fn insert(w: &Writer, v: i64) -> Result<u64> {
-        w.run(move |db| exec::run_now(db.execute("INSERT INTO t (v) VALUES ($1)", args![v])))
+        w.run(async move |db| db.execute("INSERT INTO t (v) VALUES ($1)", args![v]).await)
             .await
     }
 
     async fn count(w: &Writer) -> i64 {
-        w.run(|db| exec::run_now(db.int("SELECT COUNT(*) FROM t", args![])))
+        w.run(async |db| db.int("SELECT COUNT(*) FROM t", args![]).await)
             .await
             .unwrap()
             .unwrap()
     }
-
-    use crate::storage::exec;
 
     #[tokio::test]
     async fn a_failing_request_leaves_the_rest_of_its_batch_whole() {
@@ -197,6 +201,46 @@ mod tests {
         let failed = results.iter().filter(|r| r.is_err()).count();
         assert_eq!(failed, 1, "{results:?}");
         assert_eq!(count(&w).await, 3);
+    }
+
+    /// Runs `broken` (which inserts 1, then goes wrong) queued together
+    /// with a good insert, so they likely share a batch: it fails alone, its
+    /// insert is rolled back, and the writer serves on.
+    async fn fails_alone<F>(broken: F)
+    where
+        F: AsyncFnOnce(&mut Db<'_>) -> Result<()> + Send + 'static,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir, Duration::from_secs(5));
+        let (broken, fine) = tokio::join!(w.run(broken), insert(&w, 2));
+        assert!(matches!(broken, Err(StorageError::Other(_))), "{broken:?}");
+        fine.unwrap();
+        insert(&w, 3).await.unwrap();
+        assert_eq!(
+            count(&w).await,
+            2,
+            "the broken flow's insert was rolled back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flow_that_awaits_anything_else_fails_only_its_own_request() {
+        fails_alone(async |db| {
+            db.execute("INSERT INTO t (v) VALUES (1)", args![]).await?;
+            // Never ready: on the writer thread nothing would ever wake it.
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_flow_that_panics_fails_only_its_own_request() {
+        fails_alone(async |db| {
+            db.execute("INSERT INTO t (v) VALUES (1)", args![]).await?;
+            panic!("a bug in a flow");
+        })
+        .await;
     }
 
     #[tokio::test]

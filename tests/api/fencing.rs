@@ -91,7 +91,7 @@ async fn a_late_outcome_of_an_expired_claim_changes_nothing() {
         storage.record_outcomes(vec![late]).await.unwrap();
     }
     let mail = DevMail {
-        to: first[0].recipient.clone(),
+        to: first[0].to.to_string(),
         subject: "code".into(),
         text: "123456".into(),
         code: Some("123456".into()),

@@ -1,0 +1,275 @@
+//! The values that cross the storage interface: what callers hand in (requests,
+//! guesses, messages to queue) and what they get back (users, claimed mail,
+//! outcomes). Rows are read by column name on both backends.
+
+use crate::domain::{EmailAddress, Lang, Purpose};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// What kind of mail an outbox row is; decides template and retry horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailKind {
+    Code(Purpose),
+    /// The answer to a register request for an address that has an account:
+    /// sign in or reset the password. No code.
+    AccountExists,
+    /// The answer to a login or reset request for an address without an
+    /// account: register. No code.
+    NoAccount,
+    PasswordChanged,
+    Test,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code(p) => p.as_str(),
+            Self::AccountExists => "account_exists",
+            Self::NoAccount => "no_account",
+            Self::PasswordChanged => "password_changed",
+            Self::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "account_exists" => Some(Self::AccountExists),
+            "no_account" => Some(Self::NoAccount),
+            "password_changed" => Some(Self::PasswordChanged),
+            "test" => Some(Self::Test),
+            other => Purpose::parse(other).map(Self::Code),
+        }
+    }
+}
+
+/// A message to put in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message_id: String,
+    pub to: EmailAddress,
+    pub kind: MailKind,
+    pub lang: Lang,
+    /// Template data (the code); cleared once the message is final.
+    pub payload: Option<String>,
+    /// A code mail stops trying when its code expires; other mail after 24 hours.
+    pub expires_at: i64,
+}
+
+/// A claimed outbox message, decoded and ready to render and send.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub message_id: String,
+    pub to: EmailAddress,
+    pub kind: MailKind,
+    pub lang: Lang,
+    pub payload: Option<String>,
+    /// Tries so far, this one included.
+    pub attempts: i64,
+    pub expires_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// A claimed outbox row as stored, before it is decoded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct OutboxRow {
+    pub id: i64,
+    pub message_id: String,
+    pub recipient: String,
+    pub kind: String,
+    pub lang: String,
+    pub payload: Option<String>,
+    pub attempts: i64,
+    pub expires_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl OutboxRow {
+    /// The message, or why it cannot be sent: a kind or an address this
+    /// version does not know (written by a newer one, say). An unknown
+    /// language falls back to the default, as a mail in it is still useful.
+    pub fn decode(self) -> Result<OutboxMessage, String> {
+        let kind = MailKind::parse(&self.kind)
+            .ok_or_else(|| format!("unknown mail kind {:?}", self.kind))?;
+        let to = EmailAddress::parse(&self.recipient)
+            .map_err(|_| "the recipient is not a valid address".to_string())?;
+        Ok(OutboxMessage {
+            lang: Lang::parse(&self.lang).unwrap_or_default(),
+            id: self.id,
+            message_id: self.message_id,
+            to,
+            kind,
+            payload: self.payload,
+            attempts: self.attempts,
+            expires_at: self.expires_at,
+            last_error: self.last_error,
+        })
+    }
+}
+
+/// An outbox row as the admin API and the `outbox` command show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub recipient: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxStats {
+    pub sent: i64,
+    pub failed: i64,
+    pub queued: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DevMail {
+    #[sqlx(rename = "recipient")]
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    /// The code the mail carried; `None` for a notice or other mail.
+    pub code: Option<String>,
+    pub created_at: i64,
+}
+
+/// The limits a send-code request is held to; zero disables one.
+#[derive(Debug, Clone, Copy)]
+pub struct SendLimits {
+    pub cooldown_secs: i64,
+    pub per_email_per_hour: i64,
+    pub per_ip_per_hour: i64,
+}
+
+/// One send-code request, decided and recorded in one transaction.
+pub struct CodeRequest {
+    pub email: EmailAddress,
+    pub purpose: Purpose,
+    pub ip_key: String,
+    pub now: i64,
+    pub limits: SendLimits,
+    pub code_hash: [u8; 32],
+    /// Stored instead of `code_hash` where the code could not be used: the
+    /// hash of no code at all, so every guess against it is wrong.
+    pub phantom_hash: [u8; 32],
+    pub code_expires_at: i64,
+    /// The code mail, sent where the code can be used.
+    pub mail: NewMessage,
+    /// The notice without a code, sent everywhere else.
+    pub notice: NewMessage,
+}
+
+impl CodeRequest {
+    /// What PostgreSQL locks for this request: the address, and the client's
+    /// IP only when its limit is on. Otherwise every request from one IP (an
+    /// app server calling the API, say) would queue behind one lock for nothing.
+    pub(super) fn lock_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.email.to_string()];
+        if self.limits.per_ip_per_hour > 0 {
+            keys.push(self.ip_key.clone());
+        }
+        keys
+    }
+}
+
+/// One submitted code, to be counted and compared in one transaction.
+pub struct CodeGuess {
+    pub email: EmailAddress,
+    pub purpose: Purpose,
+    pub now: i64,
+    pub limits: GuessLimits,
+    /// The submitted code's hash (`Keys::code_hash`).
+    pub hash: [u8; 32],
+    /// Where no live code exists, a row with this hash (of no code) and
+    /// lifetime takes its place, so the guess is counted like any other.
+    pub phantom_hash: [u8; 32],
+    pub phantom_expires_at: i64,
+}
+
+impl CodeGuess {
+    /// In constant time: a guess must not learn how much of a hash it matched.
+    pub(super) fn matches(&self, stored: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.hash.ct_eq(stored).into()
+    }
+}
+
+/// A session to open, keyed by its token's hash.
+pub struct NewSession {
+    pub token_hash: [u8; 32],
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRequestOutcome {
+    /// Accepted: a code or a notice was written to the outbox.
+    Accepted,
+    RateLimited {
+        retry_after: i64,
+    },
+    Locked {
+        retry_after: i64,
+    },
+}
+
+/// How a submitted code fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    Valid,
+    /// Wrong, expired, used, voided or never sent: one answer for all.
+    Invalid,
+    /// The live code (or the stand-in for a missing one) has had
+    /// `CODE_MAX_ATTEMPTS` guesses.
+    Exhausted,
+    Locked {
+        retry_after: i64,
+    },
+}
+
+/// The limits a code guess is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct GuessLimits {
+    pub max_attempts: i64,
+    pub max_failures: i64,
+    pub lock_secs: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guess_matches_only_its_whole_hash() {
+        let guess = CodeGuess {
+            email: EmailAddress::parse("a@example.com").unwrap(),
+            purpose: Purpose::Login,
+            now: 0,
+            limits: GuessLimits {
+                max_attempts: 5,
+                max_failures: 0,
+                lock_secs: 0,
+            },
+            hash: [7; 32],
+            phantom_hash: [0; 32],
+            phantom_expires_at: 0,
+        };
+        assert!(guess.matches(&[7; 32]));
+        assert!(!guess.matches(&[7; 31]), "a prefix is not a match");
+        assert!(!guess.matches(&[[7; 32].as_slice(), &[0]].concat()));
+        let mut other = [7; 32];
+        other[31] = 8;
+        assert!(!guess.matches(&other));
+    }
+}
