@@ -2,10 +2,11 @@
 //! side: one table per area (`cli`, `diagnosis`), each keyed by a message id.
 //!
 //! Why a Rust table and not a JSON or TOML file like the pages'
-//! `i18n.json`: the ids are enum variants and each table is one `match`, so
-//! an unknown id or a message without both languages does not compile,
-//! nothing is parsed at start, and a wrong placeholder is caught by the unit
-//! test below. `{name}` placeholders are filled by [`fill`].
+//! `i18n.json`: the ids are enum variants and each table is one `match`
+//! (written by `table!`), so an unknown id or a message without both
+//! languages does not compile, nothing is parsed at start, and a placeholder
+//! one language lacks is caught by the unit test below. `{name}`
+//! placeholders are filled by [`fill`].
 
 use std::fmt::Display;
 
@@ -15,6 +16,40 @@ mod cli;
 mod diagnosis;
 pub use cli::CliText;
 pub use diagnosis::CauseText;
+
+/// A message table: `Id => ("zh-CN", "en"),` per message. It writes the
+/// enum of ids, `say` and `text`, and (for the tests) the list of every id.
+macro_rules! table {
+    ($name:ident { $($(#[$doc:meta])* $id:ident => ($zh:expr, $en:expr $(,)?),)* }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$doc])* $id,)*
+        }
+
+        impl $name {
+            #[cfg(test)]
+            pub(super) const ALL: &'static [$name] = &[$($name::$id,)*];
+
+            /// The message in `lang`, its `{name}`s filled from `args`.
+            pub fn say(self, lang: crate::domain::Lang, args: &super::Args) -> String {
+                super::fill(self.text(lang), args)
+            }
+
+            /// The message in `lang`, as written.
+            pub fn text(self, lang: crate::domain::Lang) -> &'static str {
+                super::pick(self.pair(), lang)
+            }
+
+            /// (zh-CN, en)
+            pub(super) fn pair(self) -> (&'static str, &'static str) {
+                match self {
+                    $($name::$id => ($zh, $en),)*
+                }
+            }
+        }
+    };
+}
+use table;
 
 /// The values a message's `{name}` placeholders stand for.
 pub type Args<'a> = [(&'a str, &'a dyn Display)];
