@@ -15,6 +15,7 @@ pub mod http_server;
 pub mod keys;
 pub mod limits;
 pub mod mail;
+pub mod messages;
 pub mod metrics;
 pub mod ops;
 pub mod pages;

@@ -10,6 +10,7 @@ use crate::mail::diagnose::{Diagnosis, Stage};
 use crate::mail::new_message_id;
 use crate::mail::templates::{MailContext, Templates};
 use crate::mail::transport::{Delivery, SmtpSender};
+use crate::messages::{Args, CliText};
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     app::open_storage(settings).await?;
@@ -18,14 +19,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 fn no_smtp(lang: Lang) -> ExitCode {
-    eprintln!(
-        "authmail: {}",
-        match lang {
-            Lang::ZhCn => "SMTP_SERVER 未设置（也没有 SMTP_PROVIDER）：没有可以检查的 SMTP 服务器",
-            Lang::En =>
-                "SMTP_SERVER is not set (nor SMTP_PROVIDER): there is no SMTP server to check",
-        }
-    );
+    eprintln!("authmail: {}", CliText::NoSmtp.text(lang));
     ExitCode::from(2)
 }
 
@@ -87,10 +81,8 @@ pub async fn send_test(
         Delivery::Transient(raw) | Delivery::Permanent(raw) => {
             println!("✗ {raw}");
             if let Some(d) = Diagnosis::of(&raw, Stage::Any, sender.context(), lang) {
-                match lang {
-                    Lang::ZhCn => println!("  原因：{}\n  解决：{}", d.why, d.fix),
-                    Lang::En => println!("  cause: {}\n  fix: {}", d.why, d.fix),
-                }
+                let args: &Args = &[("why", &d.why), ("fix", &d.fix)];
+                println!("{}", CliText::CauseAndFix.say(lang, args));
             }
             ExitCode::from(1)
         }
@@ -109,15 +101,9 @@ pub async fn outbox(
 ) -> ExitCode {
     if let Some(path) = settings.database_url.sqlite_path().filter(|p| !p.exists()) {
         let shown = path.display();
-        eprintln!(
-            "authmail: DATABASE_URL: {}",
-            match lang {
-                Lang::ZhCn => format!("数据库文件 {shown} 不存在（检查 DATABASE_URL 和当前目录）"),
-                Lang::En => format!(
-                    "the database file {shown} does not exist (check DATABASE_URL and the working directory)"
-                ),
-            }
-        );
+        let args: &Args = &[("path", &shown)];
+        let said = CliText::NoDatabaseFile.say(lang, args);
+        eprintln!("authmail: DATABASE_URL: {said}");
         return ExitCode::from(2);
     }
     match list_outbox(settings, status, limit, as_json).await {

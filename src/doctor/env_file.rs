@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::domain::Lang;
+use crate::messages::{Args, CliText};
 
 /// The settings that are secrets, or may carry one (a database password).
 const SECRETS: &[&str] = &["SMTP_PASSWORD", "SECRET_KEY", "ADMIN_TOKEN", "DATABASE_URL"];
@@ -23,25 +24,14 @@ pub fn env_file_warnings(path: &Path, lang: Lang) -> Vec<String> {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o044 != 0 {
-            out.push(match lang {
-                Lang::ZhCn => format!(
-                    "{shown} 可被其他用户读取（权限 {mode:o}），其中有 {held}：运行 chmod 600 {shown}"
-                ),
-                Lang::En => format!(
-                    "{shown} is readable by other users (mode {mode:o}) and holds {held}: run chmod 600 {shown}"
-                ),
-            });
+            let mode = format!("{mode:o}");
+            let args: &Args = &[("shown", &shown), ("mode", &mode), ("held", &held)];
+            out.push(CliText::EnvFileReadable.say(lang, args));
         }
     }
     if is_tracked_by_git(path) {
-        out.push(match lang {
-            Lang::ZhCn => format!(
-                "{shown} 已被 git 跟踪：其中的 {held} 会进入仓库历史。运行 git rm --cached {shown}，把它加入 .gitignore，并更换这些密钥"
-            ),
-            Lang::En => format!(
-                "{shown} is tracked by git, so its {held} is in the repository's history: run git rm --cached {shown}, add it to .gitignore and change them"
-            ),
-        });
+        let args: &Args = &[("shown", &shown), ("held", &held)];
+        out.push(CliText::EnvFileTracked.say(lang, args));
     }
     out
 }

@@ -202,10 +202,8 @@ impl Diagnosis {
     }
 
     pub fn render(&self, lang: Lang) -> String {
-        match lang {
-            Lang::ZhCn => format!("原因：{} 解决：{}", self.why, self.fix),
-            Lang::En => format!("cause: {} fix: {}", self.why, self.fix),
-        }
+        let args: &crate::messages::Args = &[("why", &self.why), ("fix", &self.fix)];
+        crate::messages::CauseText::Line.say(lang, args)
     }
 }
 

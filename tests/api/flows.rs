@@ -64,8 +64,8 @@ async fn register_me_logout() {
     assert_eq!(me.body["id"], r.body["user"]["id"]);
     assert!(me.body["created_at"].as_str().unwrap().ends_with('Z'));
 
-    // The code is single use, and an address with an account holds no
-    // register code: the same answer as any wrong code (v2.1, no oracle).
+    // An address with an account answers like any wrong code (v2.1, no
+    // oracle). That alone does not show the code is spent: see the end.
     let again = app
         .register("new.user@example.com", "a good password", &code)
         .await;
@@ -77,6 +77,16 @@ async fn register_me_logout() {
     assert_eq!(me.status, 401);
     assert_eq!(me.error_code(), "unauthorized");
     assert_eq!(app.logout(token).await.status, 401);
+
+    // The code is single use: with the account removed behind authmail's
+    // back, only the spent code stands between it and a second account.
+    app.db
+        .exec("DELETE FROM users WHERE email = 'new.user@example.com'");
+    let reused = app
+        .register("new.user@example.com", "a good password", &code)
+        .await;
+    assert_eq!(reused.status, 400, "{}", reused.raw);
+    assert_eq!(reused.error_code(), "invalid_code");
 }
 
 #[tokio::test]

@@ -1,0 +1,54 @@
+//! What `doctor`, `send-test` and `outbox` print around the steps and the
+//! diagnoses.
+
+super::table! {
+    CliText {
+        AllPassed => (
+            "✓ 全部通过：authmail 可以用这些设置发信。",
+            "✓ all steps passed: authmail can send mail with these settings.",
+        ),
+        SettingsLabel => ("设置", "settings"),
+        /// `{server}`, `{port}`, `{sec}`, `{provider}`, `{user}`, `{password}`, `{from}`, `{t}`.
+        Settings => (
+            "服务器 {server}:{port}（{sec}），SMTP_PROVIDER {provider}，SMTP_USER {user}，SMTP_PASSWORD {password}，SMTP_FROM {from}，超时 {t} 秒",
+            "server {server}:{port} ({sec}), SMTP_PROVIDER {provider}, SMTP_USER {user}, SMTP_PASSWORD {password}, SMTP_FROM {from}, timeout {t} s",
+        ),
+        PasswordSet => ("已设置（{n} 个字符）", "set ({n} characters)"),
+        Unset => ("未设置", "unset"),
+        /// A diagnosis under a failed step or send: `{why}`, `{fix}`.
+        CauseAndFix => ("  原因：{why}\n  解决：{fix}", "  cause: {why}\n  fix: {fix}"),
+        NoDiagnosis => (
+            "  服务器的回答如上；请对照服务商的 SMTP 说明检查设置。",
+            "  the server's answer is above; check the settings against the provider's SMTP documentation.",
+        ),
+        OpportunisticNoStartTls => (
+            "服务器不提供 STARTTLS：opportunistic 模式下以明文继续",
+            "not offered: opportunistic mode goes on in clear text",
+        ),
+        Presented => ("服务器出示的证书", "the server presented"),
+        AuthSkipped => (
+            "跳过：未设置 SMTP_USER / SMTP_PASSWORD",
+            "skipped: SMTP_USER / SMTP_PASSWORD not set",
+        ),
+        Certificate => (
+            "证书主体 {subject}（名称 {names}），签发者 {issuer}，到期 {expires}",
+            "certificate subject {subject} (names {names}), issuer {issuer}, expires {expires}",
+        ),
+        EnvFileReadable => (
+            "{shown} 可被其他用户读取（权限 {mode}），其中有 {held}：运行 chmod 600 {shown}",
+            "{shown} is readable by other users (mode {mode}) and holds {held}: run chmod 600 {shown}",
+        ),
+        EnvFileTracked => (
+            "{shown} 已被 git 跟踪：其中的 {held} 会进入仓库历史。运行 git rm --cached {shown}，把它加入 .gitignore，并更换这些密钥",
+            "{shown} is tracked by git, so its {held} is in the repository's history: run git rm --cached {shown}, add it to .gitignore and change them",
+        ),
+        NoSmtp => (
+            "SMTP_SERVER 未设置（也没有 SMTP_PROVIDER）：没有可以检查的 SMTP 服务器",
+            "SMTP_SERVER is not set (nor SMTP_PROVIDER): there is no SMTP server to check",
+        ),
+        NoDatabaseFile => (
+            "数据库文件 {path} 不存在（检查 DATABASE_URL 和当前目录）",
+            "the database file {path} does not exist (check DATABASE_URL and the working directory)",
+        ),
+    }
+}
