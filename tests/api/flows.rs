@@ -81,7 +81,8 @@ async fn register_me_logout() {
     // The code is single use: with the account removed behind authmail's
     // back, only the spent code stands between it and a second account.
     app.db
-        .exec("DELETE FROM users WHERE email = 'new.user@example.com'");
+        .exec("DELETE FROM users WHERE email = 'new.user@example.com'")
+        .await;
     let reused = app
         .register("new.user@example.com", "a good password", &code)
         .await;
