@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::wait::eventually;
 use crate::support::{api::Reply, app::TestApp};
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -24,31 +22,6 @@ fn seen(r: &Reply) -> (u16, String, Vec<(String, String)>) {
         .collect();
     headers.sort();
     (r.status, r.raw.clone(), headers)
-}
-
-/// The dev mailbox's messages to `to`, oldest first.
-async fn mails_to(app: &TestApp, to: &str) -> Vec<Value> {
-    let r = app.get("/dev/mailbox.json").await;
-    let mut mails: Vec<Value> = r.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["to"] == to)
-        .cloned()
-        .collect();
-    mails.reverse();
-    mails
-}
-
-async fn wait_mails(app: &TestApp, to: &str, n: usize) -> Vec<Value> {
-    eventually(WAIT, || async {
-        let mails = mails_to(app, to).await;
-        match mails.len() >= n {
-            true => Ok(mails),
-            false => Err(format!("{n} mails to {to} never came")),
-        }
-    })
-    .await
 }
 
 async fn codes_issued(app: &TestApp) -> u64 {
@@ -118,9 +91,9 @@ async fn guesses_after_a_login_send_code_answer_alike_and_count_alike() {
             assert_eq!(app.send_code(who, purpose).await.status, 202);
         }
         let n = if purpose == "login" { 1 } else { 2 };
-        let mails = wait_mails(&app, unknown, n).await;
+        let mails = app.wait_dev_mails(unknown, n).await;
         // The registration code came first.
-        let code = wait_mails(&app, known, n + 1).await[n]["code"]
+        let code = app.wait_dev_mails(known, n + 1).await[n]["code"]
             .as_str()
             .unwrap()
             .to_string();
@@ -179,7 +152,7 @@ async fn every_202_mails_exactly_one_message_and_moves_the_metric() {
             &mut u_mails
         };
         *n += 1;
-        let mails = wait_mails(&app, who, *n).await;
+        let mails = app.wait_dev_mails(who, *n).await;
         assert_eq!(
             mails.len(),
             *n,
@@ -248,7 +221,7 @@ async fn tokens_and_me_are_never_cached_and_dev_mail_is_no_smtp_send() {
         "me"
     );
     assert_eq!(app.send_code(email, "login").await.status, 202);
-    wait_mails(&app, email, 2).await;
+    app.wait_dev_mails(email, 2).await;
     let code = app.dev_code(email, WAIT).await;
     let r = app.login_code(email, &code).await;
     assert_eq!(r.status, 200, "{}", r.raw);

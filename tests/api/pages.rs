@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::support::app::TestApp;
 use crate::support::smtp::free_port;
-use crate::support::wait::eventually;
 use reqwest::header::{HeaderMap, ACCEPT_LANGUAGE, COOKIE, LOCATION, SET_COOKIE};
 
 /// A browser without JavaScript: a cookie jar, no redirect following.
@@ -397,22 +396,7 @@ async fn send_code_from_a_page_mails_in_the_page_language() {
 
 /// The `n`-th mail to `to` in the dev mailbox, once it is there.
 async fn nth_mail(app: &TestApp, to: &str, n: usize) -> serde_json::Value {
-    eventually(Duration::from_secs(10), || async {
-        let mails = app.get("/dev/mailbox.json").await;
-        let mut to_them: Vec<_> = mails.body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["to"] == to)
-            .cloned()
-            .collect();
-        if to_them.len() >= n {
-            to_them.reverse(); // newest first in the mailbox
-            return Ok(to_them.swap_remove(n - 1));
-        }
-        Err(format!("no mail #{n} to {to}: {}", mails.raw))
-    })
-    .await
+    app.wait_dev_mails(to, n).await.swap_remove(n - 1)
 }
 
 /// The text of the error shown under field `id`.

@@ -28,6 +28,33 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The dev mailbox's messages to `to`, oldest first.
+    pub async fn dev_mails(&self, to: &str) -> Vec<Value> {
+        let r = self.get("/dev/mailbox.json").await;
+        let mut mails: Vec<Value> = r.body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["to"] == to)
+            .cloned()
+            .collect();
+        mails.reverse(); // The mailbox lists newest first.
+        mails
+    }
+
+    /// The first `n` (or more) messages to `to` in the dev mailbox, oldest
+    /// first, once they are there.
+    pub async fn wait_dev_mails(&self, to: &str, n: usize) -> Vec<Value> {
+        eventually(Duration::from_secs(10), || async {
+            let mails = self.dev_mails(to).await;
+            match mails.len() >= n {
+                true => Ok(mails),
+                false => Err(format!("{} of {n} mails to {to}", mails.len())),
+            }
+        })
+        .await
+    }
+
     pub async fn request(
         &self,
         method: &str,
