@@ -78,6 +78,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.status_and_code().1
     }
+
+    /// The status the API answers with; the pages answer with the same.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
 }
 
 /// The body of every error answer.

@@ -41,48 +41,31 @@ impl Errors {
 
 impl Page {
     /// The error's text in the page language, the field it belongs to, and
-    /// the status the API would answer it with.
+    /// the status the API would answer it with (`ApiError::status`).
     pub fn describe(&self, e: &ApiError) -> (Field, String, StatusCode) {
-        use StatusCode as S;
         let wait = |key: &str, secs: u64| self.wait_text(key, secs);
-        match e {
-            ApiError::InvalidEmail(_) => {
-                (Field::Email, self.t("err_invalid_email"), S::BAD_REQUEST)
+        let (field, text) = match e {
+            ApiError::InvalidEmail(_) => (Field::Email, self.t("err_invalid_email")),
+            ApiError::EmailTaken => (Field::Email, self.t("err_email_taken")),
+            ApiError::RateLimited { retry_after } => {
+                (Field::Email, wait("err_rate_limited", *retry_after))
             }
-            ApiError::EmailTaken => (Field::Email, self.t("err_email_taken"), S::CONFLICT),
-            ApiError::RateLimited { retry_after } => (
-                Field::Email,
-                wait("err_rate_limited", *retry_after),
-                S::TOO_MANY_REQUESTS,
-            ),
-            ApiError::InvalidCode => (Field::Code, self.t("err_invalid_code"), S::BAD_REQUEST),
-            ApiError::TooManyAttempts { retry_after } => (
-                Field::Code,
-                wait("err_too_many_attempts", *retry_after),
-                S::TOO_MANY_REQUESTS,
-            ),
-            ApiError::WeakPassword => {
-                (Field::Password, self.t("err_weak_password"), S::BAD_REQUEST)
+            ApiError::InvalidCode => (Field::Code, self.t("err_invalid_code")),
+            ApiError::TooManyAttempts { retry_after } => {
+                (Field::Code, wait("err_too_many_attempts", *retry_after))
             }
-            ApiError::InvalidCredentials => (
-                Field::Password,
-                self.t("err_invalid_credentials"),
-                S::UNAUTHORIZED,
-            ),
-            ApiError::Unavailable | ApiError::Overloaded => (
-                Field::Form,
-                self.t("err_unavailable"),
-                S::SERVICE_UNAVAILABLE,
-            ),
+            ApiError::WeakPassword => (Field::Password, self.t("err_weak_password")),
+            ApiError::InvalidCredentials => (Field::Password, self.t("err_invalid_credentials")),
+            ApiError::Unavailable | ApiError::Overloaded => {
+                (Field::Form, self.t("err_unavailable"))
+            }
             other => {
                 tracing::error!(error = ?other, "page request failed");
-                (
-                    Field::Form,
-                    self.t("err_internal"),
-                    S::INTERNAL_SERVER_ERROR,
-                )
+                let text = self.t("err_internal");
+                return (Field::Form, text, StatusCode::INTERNAL_SERVER_ERROR);
             }
-        }
+        };
+        (field, text, e.status())
     }
 
     /// A password sign-in's error: its lock and its per-network limit are
@@ -93,8 +76,7 @@ impl Page {
             ApiError::RateLimited { retry_after } => ("err_login_rate_limited", *retry_after),
             other => return self.describe(other),
         };
-        let text = self.wait_text(key, secs);
-        (Field::Password, text, StatusCode::TOO_MANY_REQUESTS)
+        (Field::Password, self.wait_text(key, secs), e.status())
     }
 
     /// "… in {n} seconds", or in minutes (rounded up) once that reads better.
