@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::accounts::Accounts;
+use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
 use crate::domain::Lang;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub storage: Storage,
     pub codes: Codes,
     pub accounts: Accounts,
+    /// Where "now" comes from: the system's, or a test's.
+    pub clock: Clock,
     /// Wakes the outbox worker when a message is queued.
     pub outbox_wake: Arc<Notify>,
 }

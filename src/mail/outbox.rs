@@ -2,34 +2,45 @@
 //! with a lease, sends each (or drops it in the dev mailbox), and records how
 //! it went: sent, retry later with backoff, or failed with the reply kept.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::alert::Alerts;
 use super::diagnose::{self, Cause, Diagnosis, Stage};
 use super::templates::{MailContext, RenderedMail, Templates};
 use super::transport::{Delivery, SmtpSender};
-use crate::clock;
+use crate::clock::Clock;
 use crate::domain::{EmailAddress, Lang};
-use crate::storage::{DevMail, Finished, MailKind, OutboxMessage, Outcome, Storage};
+use crate::storage::{self, DevMail, Finished, MailKind, OutboxMessage, Storage};
 
-/// Messages claimed per connection at a time.
+/// Messages claimed per connection at a time: a claim is one database round
+/// trip per several messages rather than one per message.
 const CLAIM_AHEAD: usize = 16;
 
 /// How long a claimed message may wait for a connection: the lease is the
 /// send deadline plus this (`app.rs`), so a send started within it ends
 /// before the lease does.
-const LEASE_SPARE: Duration = Duration::from_secs(10);
+pub const LEASE_SPARE: Duration = Duration::from_secs(10);
 
-/// Most outcomes recorded in one transaction, and how long the recorder
-/// waits for more before it writes.
-const RECORD_BATCH: usize = 256;
-const RECORD_LINGER: Duration = Duration::from_millis(2);
+/// What one step of the worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing was due.
+    Idle,
+    /// This many messages were claimed and taken to their next state (sent,
+    /// in the dev mailbox, retry later, failed, or handed back).
+    Delivered(usize),
+}
+
+/// A message this worker holds the lease of, and when it took it.
+struct Claimed {
+    at: Instant,
+    msg: OutboxMessage,
+}
 
 /// Where mail goes.
 pub enum Sink {
@@ -59,6 +70,7 @@ impl RetryPolicy {
 
 pub struct Worker {
     pub storage: Storage,
+    pub clock: Clock,
     pub sink: Sink,
     pub templates: Arc<Templates>,
     pub retry: RetryPolicy,
@@ -75,117 +87,147 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// One step: claims the due messages (a batch), delivers them with up to
+    /// `concurrency` sends at once, and records how each went. Tests call it
+    /// to drain the queue deterministically; `run` overlaps the same three.
+    pub async fn deliver_due(self: &Arc<Self>) -> storage::Result<Outcome> {
+        let claimed = self.claim().await?;
+        if claimed.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        let count = claimed.len();
+        let finished = self.send_all(claimed).await;
+        self.record(finished).await?;
+        Ok(Outcome::Delivered(count))
+    }
+
     /// Runs until `shutdown` turns true, then finishes the sends in flight.
+    /// The steps are pipelined: while one batch is sent, the next is claimed
+    /// and the last one's outcomes are recorded, so the connections never
+    /// wait for the database.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        let mut inflight = JoinSet::new();
-        // Claimed ahead of the free connections, so a claim is one database
-        // round trip per several messages rather than one per message.
-        let mut ready: VecDeque<(Instant, OutboxMessage)> = VecDeque::new();
-        let claim_size = self.concurrency * CLAIM_AHEAD;
-        let (done, outcomes) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(Arc::clone(&self).record(outcomes));
+        let mut claimed = Vec::new();
+        let mut finished = Vec::new();
         while !*shutdown.borrow() {
-            let mut pause = Duration::from_secs(2);
-            if ready.len() < self.concurrency {
-                let want = claim_size - ready.len();
-                match self.claim(want).await {
-                    Ok(batch) => {
-                        if batch.len() == want {
-                            pause = Duration::ZERO; // There may be more due right now.
-                        } else if let Ok(Some(due)) = self.storage.next_due_at().await {
-                            let wait = (due - clock::now()).clamp(0, 2);
-                            pause = Duration::from_secs(wait as u64).max(Duration::from_millis(50));
-                        }
-                        ready.extend(batch.into_iter().map(|m| (Instant::now(), m)));
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot claim outbox messages; retrying"),
+            let sending = !claimed.is_empty();
+            let (sent, next, recorded) = tokio::join!(
+                self.send_all(std::mem::take(&mut claimed)),
+                self.claim(),
+                self.record(std::mem::take(&mut finished)),
+            );
+            finished = sent;
+            if let Err(e) = recorded {
+                // The leases run out and the messages are tried again: at worst duplicates.
+                tracing::error!(error = %e, "cannot record delivery outcomes");
+            }
+            let pause = match next {
+                Ok(next) => {
+                    claimed = next;
+                    self.pause(&claimed, sending || !finished.is_empty()).await
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim outbox messages; retrying");
+                    Duration::from_secs(2)
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = shutdown.changed() => {}
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
-            while inflight.len() < self.concurrency {
-                let Some((claimed, msg)) = ready.pop_front() else {
-                    break;
-                };
-                if claimed.elapsed() > LEASE_SPARE {
-                    // Its send might outlast the lease: hand it back rather
-                    // than risk another instance taking it mid-send.
-                    let _ = done.send(Finished::unclaimed(&msg));
-                    continue;
-                }
-                let (worker, done) = (Arc::clone(&self), done.clone());
-                inflight.spawn(async move {
-                    if let Some(finished) = worker.deliver(msg).await {
-                        let _ = done.send(finished);
-                    }
-                });
-            }
-            if pause.is_zero() && ready.len() < self.concurrency {
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.changed() => {}
-                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
-            }
         }
-        // Stop claiming; hand back what was claimed but not started, let what
-        // was started end (each send is bounded by its deadline), and record it all.
-        for (_, msg) in ready {
-            let _ = done.send(Finished::unclaimed(&msg));
+        // Stop claiming; hand back what was claimed but not started (the
+        // sends started have ended: each is bounded by its deadline), and
+        // record it all.
+        let now = self.clock.now();
+        finished.extend(claimed.iter().map(|c| Finished::unclaimed(&c.msg, now)));
+        if let Err(e) = self.record(finished).await {
+            tracing::error!(error = %e, "cannot record delivery outcomes");
         }
-        while inflight.join_next().await.is_some() {}
-        drop(done);
-        let _ = recorder.await;
         if let Sink::Smtp(sender) = &self.sink {
             sender.shutdown().await;
         }
     }
 
-    async fn claim(&self, limit: usize) -> crate::storage::Result<Vec<OutboxMessage>> {
-        let now = clock::now();
-        self.storage
-            .claim_due_messages(now, now + self.lease_secs, limit as i64)
-            .await
+    /// How long to wait before the next step: not at all while there is
+    /// work (a batch to send or outcomes to record), else until the next
+    /// message is due, a wake-up, or 2 s at most.
+    async fn pause(&self, claimed: &[Claimed], busy: bool) -> Duration {
+        if busy || !claimed.is_empty() {
+            return Duration::ZERO;
+        }
+        match self.storage.next_due_at().await {
+            Ok(Some(due)) => {
+                let wait = (due - self.clock.now()).clamp(0, 2);
+                Duration::from_secs(wait as u64).max(Duration::from_millis(50))
+            }
+            _ => Duration::from_secs(2),
+        }
     }
 
-    /// Records outcomes as they come, as many as have piled up in one
-    /// transaction: the sends never wait for the database.
-    async fn record(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<Finished>) {
-        let mut batch = Vec::new();
-        while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-            // Let more pile up for a moment: a commit of many outcomes costs
-            // about what a commit of one does (the same pages are written).
-            let linger = tokio::time::sleep(RECORD_LINGER);
-            tokio::pin!(linger);
-            while batch.len() < RECORD_BATCH {
-                let room = RECORD_BATCH - batch.len();
-                tokio::select! {
-                    n = outcomes.recv_many(&mut batch, room) => if n == 0 { break },
-                    _ = &mut linger => break,
+    fn batch_size(&self) -> usize {
+        self.concurrency * CLAIM_AHEAD
+    }
+
+    async fn claim(&self) -> storage::Result<Vec<Claimed>> {
+        let now = self.clock.now();
+        let batch = self
+            .storage
+            .claim_due_messages(now, now + self.lease_secs, self.batch_size() as i64)
+            .await?;
+        let at = Instant::now();
+        Ok(batch.into_iter().map(|msg| Claimed { at, msg }).collect())
+    }
+
+    /// Delivers a batch, `concurrency` at a time, each on its own task (the
+    /// rendering and TLS work spread over the runtime's threads).
+    async fn send_all(self: &Arc<Self>, batch: Vec<Claimed>) -> Vec<Finished> {
+        let mut finished = Vec::with_capacity(batch.len());
+        let mut inflight = JoinSet::new();
+        let mut queue = batch.into_iter();
+        loop {
+            while inflight.len() < self.concurrency {
+                let Some(Claimed { at, msg }) = queue.next() else {
+                    break;
+                };
+                if at.elapsed() > LEASE_SPARE {
+                    // Its send might outlast the lease: hand it back rather
+                    // than risk another instance taking it mid-send.
+                    finished.push(Finished::unclaimed(&msg, self.clock.now()));
+                    continue;
                 }
+                let worker = Arc::clone(self);
+                inflight.spawn(async move { worker.deliver(msg).await });
             }
-            let ended = batch.iter().any(|f| f.ends());
-            match self
-                .storage
-                .record_outcomes(std::mem::take(&mut batch))
-                .await
-            {
-                // The leases run out and the messages are tried again: at worst duplicates.
-                Err(e) => tracing::error!(error = %e, "cannot record delivery outcomes"),
-                Ok(()) if ended => {
-                    if let Some(alerts) = &self.alerts {
-                        alerts.send_ended().await;
-                    }
-                }
-                Ok(()) => {}
+            match inflight.join_next().await {
+                None => return finished,
+                Some(Ok(outcome)) => finished.extend(outcome),
+                // Its lease runs out and it is tried again; say so loudly.
+                Some(Err(e)) => tracing::error!(error = %e, "a delivery task panicked"),
             }
         }
+    }
+
+    /// Records a batch's outcomes in one transaction (a commit of many costs
+    /// about what a commit of one does), then checks the failure rate.
+    async fn record(&self, finished: Vec<Finished>) -> storage::Result<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let ended = finished.iter().any(|f| f.ends());
+        self.storage.record_outcomes(finished).await?;
+        if let (true, Some(alerts)) = (ended, &self.alerts) {
+            alerts.send_ended().await;
+        }
+        Ok(())
     }
 
     /// Takes one claimed message to its next state; what to record, unless
     /// it went to the dev mailbox (recorded there).
     async fn deliver(&self, msg: OutboxMessage) -> Option<Finished> {
-        let now = clock::now();
+        let now = self.clock.now();
         if now >= msg.expires_at {
             let reason = msg
                 .last_error
@@ -212,7 +254,7 @@ impl Worker {
             self.lang,
             started.elapsed(),
         );
-        Some(self.finish(&msg, outcome, clock::now()))
+        Some(self.finish(&msg, outcome, self.clock.now()))
     }
 
     fn render(&self, msg: &OutboxMessage) -> Result<RenderedMail, String> {
@@ -248,7 +290,7 @@ impl Worker {
             // Shown in a browser, not sent over SMTP: plain line ends.
             text: rendered.text.replace("\r\n", "\n"),
             code: msg.payload.clone().filter(|_| carries_code),
-            created_at: clock::now(),
+            created_at: self.clock.now(),
         };
         let stored = self
             .storage
@@ -261,17 +303,17 @@ impl Worker {
 
     fn finish(&self, msg: &OutboxMessage, outcome: Delivery, now: i64) -> Finished {
         let outcome = match outcome {
-            Delivery::Sent(reply) => Outcome::Sent { reply },
-            Delivery::Permanent(error) => Outcome::Failed { error },
+            Delivery::Sent(reply) => storage::Outcome::Sent { reply },
+            Delivery::Permanent(error) => storage::Outcome::Failed { error },
             Delivery::Transient(error) => {
                 let jitter = rand::thread_rng().gen_range(0.8..=1.2);
                 let next_attempt_at = now + self.retry.delay(msg.attempts, jitter);
                 if next_attempt_at >= msg.expires_at {
                     // A code mail stops when its code expires; other mail after a day.
                     let error = format!("{error} (no further tries: the message expires first)");
-                    Outcome::Failed { error }
+                    storage::Outcome::Failed { error }
                 } else {
-                    Outcome::Retry {
+                    storage::Outcome::Retry {
                         error,
                         next_attempt_at,
                     }
