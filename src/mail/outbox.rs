@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
 use super::alert::Alerts;
@@ -25,6 +25,11 @@ const CLAIM_AHEAD: usize = 16;
 /// send deadline plus this (`app.rs`), so a send started within it ends
 /// before the lease does.
 pub const LEASE_SPARE: Duration = Duration::from_secs(10);
+
+/// Most outcomes recorded in one transaction, and how long the recorder
+/// waits for more before it writes.
+const RECORD_BATCH: usize = 256;
+const RECORD_LINGER: Duration = Duration::from_millis(2);
 
 /// What one step of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,41 +94,57 @@ pub struct Worker {
 impl Worker {
     /// One step: claims the due messages (a batch), delivers them with up to
     /// `concurrency` sends at once, and records how each went. Tests call it
-    /// to drain the queue deterministically; `run` overlaps the same three.
+    /// to drain the queue deterministically; `run` is the same step in a loop.
     pub async fn deliver_due(self: &Arc<Self>) -> storage::Result<Outcome> {
         let claimed = self.claim().await?;
         if claimed.is_empty() {
             return Ok(Outcome::Idle);
         }
         let count = claimed.len();
-        let finished = self.send_all(claimed).await;
-        self.record(finished).await?;
-        Ok(Outcome::Delivered(count))
+        let (done, outcomes) = mpsc::unbounded_channel();
+        let sending = async move { self.send_all(claimed, &done).await };
+        let ((), recorded) = tokio::join!(sending, self.record_all(outcomes));
+        recorded.map(|()| Outcome::Delivered(count))
     }
 
     /// Runs until `shutdown` turns true, then finishes the sends in flight.
-    /// The steps are pipelined: while one batch is sent, the next is claimed
-    /// and the last one's outcomes are recorded, so the connections never
-    /// wait for the database.
-    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    /// Pipelined: the next batch is claimed while one is sent, and each
+    /// outcome is recorded as soon as its send ends, batched with whatever
+    /// else ended meanwhile, so the connections never wait for the database
+    /// and a crash leaves at most the sends in flight unrecorded.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+        let (done, outcomes) = mpsc::unbounded_channel();
+        // Joined, not spawned: a panic while recording stops the worker
+        // (and so the app) instead of vanishing with a detached task.
+        let (_, recorded) = tokio::join!(
+            self.deliver_until(done, wake, shutdown),
+            self.record_all(outcomes),
+        );
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "the last delivery outcomes were not recorded");
+        }
+        if let Sink::Smtp(sender) = &self.sink {
+            sender.shutdown().await;
+        }
+    }
+
+    async fn deliver_until(
+        self: &Arc<Self>,
+        done: mpsc::UnboundedSender<Finished>,
+        wake: Arc<Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut claimed = Vec::new();
-        let mut finished = Vec::new();
         while !*shutdown.borrow() {
             let sending = !claimed.is_empty();
-            let (sent, next, recorded) = tokio::join!(
-                self.send_all(std::mem::take(&mut claimed)),
+            let (next, ()) = tokio::join!(
                 self.claim(),
-                self.record(std::mem::take(&mut finished)),
+                self.send_all(std::mem::take(&mut claimed), &done)
             );
-            finished = sent;
-            if let Err(e) = recorded {
-                // The leases run out and the messages are tried again: at worst duplicates.
-                tracing::error!(error = %e, "cannot record delivery outcomes");
-            }
             let pause = match next {
                 Ok(next) => {
                     claimed = next;
-                    self.pause(&claimed, sending || !finished.is_empty()).await
+                    self.pause(&claimed, sending).await
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim outbox messages; retrying");
@@ -138,22 +159,17 @@ impl Worker {
                 }
             }
         }
-        // Stop claiming; hand back what was claimed but not started (the
-        // sends started have ended: each is bounded by its deadline), and
-        // record it all.
+        // Stop claiming and hand back what was claimed but not started; the
+        // sends started have ended (each is bounded by its deadline).
         let now = self.clock.now();
-        finished.extend(claimed.iter().map(|c| Finished::unclaimed(&c.msg, now)));
-        if let Err(e) = self.record(finished).await {
-            tracing::error!(error = %e, "cannot record delivery outcomes");
-        }
-        if let Sink::Smtp(sender) = &self.sink {
-            sender.shutdown().await;
+        for c in claimed {
+            let _ = done.send(Finished::unclaimed(&c.msg, now));
         }
     }
 
     /// How long to wait before the next step: not at all while there is
-    /// work (a batch to send or outcomes to record), else until the next
-    /// message is due, a wake-up, or 2 s at most.
+    /// work (a batch to send, or one just sent: more may be due), else until
+    /// the next message is due, a wake-up, or 2 s at most.
     async fn pause(&self, claimed: &[Claimed], busy: bool) -> Duration {
         if busy || !claimed.is_empty() {
             return Duration::ZERO;
@@ -167,24 +183,25 @@ impl Worker {
         }
     }
 
-    fn batch_size(&self) -> usize {
-        self.concurrency * CLAIM_AHEAD
-    }
-
     async fn claim(&self) -> storage::Result<Vec<Claimed>> {
         let now = self.clock.now();
+        let limit = (self.concurrency * CLAIM_AHEAD) as i64;
         let batch = self
             .storage
-            .claim_due_messages(now, now + self.lease_secs, self.batch_size() as i64)
+            .claim_due_messages(now, now + self.lease_secs, limit)
             .await?;
         let at = Instant::now();
         Ok(batch.into_iter().map(|msg| Claimed { at, msg }).collect())
     }
 
     /// Delivers a batch, `concurrency` at a time, each on its own task (the
-    /// rendering and TLS work spread over the runtime's threads).
-    async fn send_all(self: &Arc<Self>, batch: Vec<Claimed>) -> Vec<Finished> {
-        let mut finished = Vec::with_capacity(batch.len());
+    /// rendering and TLS work spread over the runtime's threads); each
+    /// outcome goes to `done` as soon as it is known.
+    async fn send_all(
+        self: &Arc<Self>,
+        batch: Vec<Claimed>,
+        done: &mpsc::UnboundedSender<Finished>,
+    ) {
         let mut inflight = JoinSet::new();
         let mut queue = batch.into_iter();
         loop {
@@ -195,27 +212,56 @@ impl Worker {
                 if at.elapsed() > LEASE_SPARE {
                     // Its send might outlast the lease: hand it back rather
                     // than risk another instance taking it mid-send.
-                    finished.push(Finished::unclaimed(&msg, self.clock.now()));
+                    let _ = done.send(Finished::unclaimed(&msg, self.clock.now()));
                     continue;
                 }
-                let worker = Arc::clone(self);
-                inflight.spawn(async move { worker.deliver(msg).await });
+                let (worker, done) = (Arc::clone(self), done.clone());
+                inflight.spawn(async move {
+                    if let Some(finished) = worker.deliver(msg).await {
+                        let _ = done.send(finished);
+                    }
+                });
             }
             match inflight.join_next().await {
-                None => return finished,
-                Some(Ok(outcome)) => finished.extend(outcome),
+                None => return,
+                Some(Ok(())) => {}
                 // Its lease runs out and it is tried again; say so loudly.
                 Some(Err(e)) => tracing::error!(error = %e, "a delivery task panicked"),
             }
         }
     }
 
-    /// Records a batch's outcomes in one transaction (a commit of many costs
-    /// about what a commit of one does), then checks the failure rate.
-    async fn record(&self, finished: Vec<Finished>) -> storage::Result<()> {
-        if finished.is_empty() {
-            return Ok(());
+    /// Records outcomes as they come, as many as have piled up in one
+    /// transaction, until every sender is gone. An error is logged and
+    /// recording goes on (the leases run out and those messages are tried
+    /// again: at worst duplicates); the last one is returned.
+    async fn record_all(
+        &self,
+        mut outcomes: mpsc::UnboundedReceiver<Finished>,
+    ) -> storage::Result<()> {
+        let mut result = Ok(());
+        let mut batch = Vec::new();
+        while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            // Let more pile up for a moment: a commit of many outcomes costs
+            // about what a commit of one does (the same pages are written).
+            let linger = tokio::time::sleep(RECORD_LINGER);
+            tokio::pin!(linger);
+            while batch.len() < RECORD_BATCH {
+                let room = RECORD_BATCH - batch.len();
+                tokio::select! {
+                    n = outcomes.recv_many(&mut batch, room) => if n == 0 { break },
+                    _ = &mut linger => break,
+                }
+            }
+            if let Err(e) = self.record(std::mem::take(&mut batch)).await {
+                tracing::error!(error = %e, "cannot record delivery outcomes");
+                result = Err(e);
+            }
         }
+        result
+    }
+
+    async fn record(&self, finished: Vec<Finished>) -> storage::Result<()> {
         let ended = finished.iter().any(|f| f.ends());
         self.storage.record_outcomes(finished).await?;
         if let (true, Some(alerts)) = (ended, &self.alerts) {
