@@ -2,6 +2,7 @@
 //! with a lease, sends each (or drops it in the dev mailbox), and records how
 //! it went: sent, retry later with backoff, or failed with the reply kept.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,14 @@ const CLAIM_AHEAD: usize = 16;
 /// send deadline plus this (`app.rs`), so a send started within it ends
 /// before the lease does.
 pub const LEASE_SPARE: Duration = Duration::from_secs(10);
+
+/// A send task that panicked: its message's lease runs out and it is tried
+/// again, but say so loudly.
+fn log_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended {
+        tracing::error!(error = %e, "a delivery task panicked");
+    }
+}
 
 /// Most outcomes recorded in one transaction, and how long the recorder
 /// waits for more before it writes.
@@ -94,29 +103,36 @@ pub struct Worker {
 impl Worker {
     /// One step: claims the due messages (a batch), delivers them with up to
     /// `concurrency` sends at once, and records how each went. Tests call it
-    /// to drain the queue deterministically; `run` is the same step in a loop.
+    /// to drain the queue deterministically; `run` is the same step kept
+    /// going, claiming again whenever a connection is free.
     pub async fn deliver_due(self: &Arc<Self>) -> storage::Result<Outcome> {
-        let claimed = self.claim().await?;
-        if claimed.is_empty() {
+        let mut ready = self.claim(self.claim_size()).await?;
+        if ready.is_empty() {
             return Ok(Outcome::Idle);
         }
-        let count = claimed.len();
+        let count = ready.len();
         let (done, outcomes) = mpsc::unbounded_channel();
-        let sending = async move { self.send_all(claimed, &done).await };
+        let sending = async move {
+            let mut inflight = JoinSet::new();
+            self.start_sends(&mut inflight, &mut ready, &done);
+            while let Some(ended) = inflight.join_next().await {
+                log_panic(ended);
+                self.start_sends(&mut inflight, &mut ready, &done);
+            }
+        };
         let ((), recorded) = tokio::join!(sending, self.record_all(outcomes));
         recorded.map(|()| Outcome::Delivered(count))
     }
 
     /// Runs until `shutdown` turns true, then finishes the sends in flight.
-    /// Pipelined: the next batch is claimed while one is sent, and each
-    /// outcome is recorded as soon as its send ends, batched with whatever
-    /// else ended meanwhile, so the connections never wait for the database
-    /// and a crash leaves at most the sends in flight unrecorded.
+    /// Each outcome is recorded as soon as its send ends, batched with
+    /// whatever else ended meanwhile, so the connections never wait for the
+    /// database and a crash leaves at most the sends in flight unrecorded.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
         let (done, outcomes) = mpsc::unbounded_channel();
         // Joined, not spawned: a panic while recording stops the worker
         // (and so the app) instead of vanishing with a detached task.
-        let (_, recorded) = tokio::join!(
+        let ((), recorded) = tokio::join!(
             self.deliver_until(done, wake, shutdown),
             self.record_all(outcomes),
         );
@@ -128,52 +144,62 @@ impl Worker {
         }
     }
 
+    /// The step in a loop: claims ahead of the free connections (one
+    /// database round trip per several messages), starts sends as
+    /// connections free up, and waits for a send to end, a wake-up, the
+    /// next due time or shutdown.
     async fn deliver_until(
         self: &Arc<Self>,
         done: mpsc::UnboundedSender<Finished>,
         wake: Arc<Notify>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut claimed = Vec::new();
+        let mut inflight = JoinSet::new();
+        let mut ready = VecDeque::new();
         while !*shutdown.borrow() {
-            let sending = !claimed.is_empty();
-            let (next, ()) = tokio::join!(
-                self.claim(),
-                self.send_all(std::mem::take(&mut claimed), &done)
-            );
-            let pause = match next {
-                Ok(next) => {
-                    claimed = next;
-                    self.pause(&claimed, sending).await
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim outbox messages; retrying");
-                    Duration::from_secs(2)
-                }
-            };
-            if !pause.is_zero() {
-                tokio::select! {
-                    _ = shutdown.changed() => {}
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(pause) => {}
-                }
+            // `None`: all connections busy, so wait for a send to end (2 s at most).
+            let mut pause = None;
+            if ready.len() < self.concurrency {
+                let want = self.claim_size() - ready.len();
+                pause = match self.claim(want).await {
+                    Ok(batch) if batch.len() == want => {
+                        ready.extend(batch);
+                        Some(Duration::ZERO) // There may be more due right now.
+                    }
+                    Ok(batch) => {
+                        ready.extend(batch);
+                        Some(self.until_next_due().await)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim outbox messages; retrying");
+                        Some(Duration::from_secs(2))
+                    }
+                };
+            }
+            self.start_sends(&mut inflight, &mut ready, &done);
+            if pause == Some(Duration::ZERO) && ready.len() < self.concurrency {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                Some(ended) = inflight.join_next(), if !inflight.is_empty() => log_panic(ended),
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(pause.unwrap_or(Duration::from_secs(2))) => {}
             }
         }
-        // Stop claiming and hand back what was claimed but not started; the
-        // sends started have ended (each is bounded by its deadline).
+        // Stop claiming; hand back what was claimed but not started, and let
+        // what was started end (each send is bounded by its deadline).
         let now = self.clock.now();
-        for c in claimed {
+        for c in ready {
             let _ = done.send(Finished::unclaimed(&c.msg, now));
+        }
+        while let Some(ended) = inflight.join_next().await {
+            log_panic(ended);
         }
     }
 
-    /// How long to wait before the next step: not at all while there is
-    /// work (a batch to send, or one just sent: more may be due), else until
-    /// the next message is due, a wake-up, or 2 s at most.
-    async fn pause(&self, claimed: &[Claimed], busy: bool) -> Duration {
-        if busy || !claimed.is_empty() {
-            return Duration::ZERO;
-        }
+    /// Until the next message is due (at least 50 ms, at most 2 s).
+    async fn until_next_due(&self) -> Duration {
         match self.storage.next_due_at().await {
             Ok(Some(due)) => {
                 let wait = (due - self.clock.now()).clamp(0, 2);
@@ -183,51 +209,45 @@ impl Worker {
         }
     }
 
-    async fn claim(&self) -> storage::Result<Vec<Claimed>> {
+    fn claim_size(&self) -> usize {
+        self.concurrency * CLAIM_AHEAD
+    }
+
+    async fn claim(&self, limit: usize) -> storage::Result<VecDeque<Claimed>> {
         let now = self.clock.now();
-        let limit = (self.concurrency * CLAIM_AHEAD) as i64;
         let batch = self
             .storage
-            .claim_due_messages(now, now + self.lease_secs, limit)
+            .claim_due_messages(now, now + self.lease_secs, limit as i64)
             .await?;
         let at = Instant::now();
         Ok(batch.into_iter().map(|msg| Claimed { at, msg }).collect())
     }
 
-    /// Delivers a batch, `concurrency` at a time, each on its own task (the
-    /// rendering and TLS work spread over the runtime's threads); each
-    /// outcome goes to `done` as soon as it is known.
-    async fn send_all(
+    /// Starts sends from `ready` while fewer than `concurrency` are in
+    /// flight, each on its own task (the rendering and TLS work spread over
+    /// the runtime's threads); each outcome goes to `done` when known.
+    fn start_sends(
         self: &Arc<Self>,
-        batch: Vec<Claimed>,
+        inflight: &mut JoinSet<()>,
+        ready: &mut VecDeque<Claimed>,
         done: &mpsc::UnboundedSender<Finished>,
     ) {
-        let mut inflight = JoinSet::new();
-        let mut queue = batch.into_iter();
-        loop {
-            while inflight.len() < self.concurrency {
-                let Some(Claimed { at, msg }) = queue.next() else {
-                    break;
-                };
-                if at.elapsed() > LEASE_SPARE {
-                    // Its send might outlast the lease: hand it back rather
-                    // than risk another instance taking it mid-send.
-                    let _ = done.send(Finished::unclaimed(&msg, self.clock.now()));
-                    continue;
+        while inflight.len() < self.concurrency {
+            let Some(Claimed { at, msg }) = ready.pop_front() else {
+                return;
+            };
+            if at.elapsed() > LEASE_SPARE {
+                // Its send might outlast the lease: hand it back rather
+                // than risk another instance taking it mid-send.
+                let _ = done.send(Finished::unclaimed(&msg, self.clock.now()));
+                continue;
+            }
+            let (worker, done) = (Arc::clone(self), done.clone());
+            inflight.spawn(async move {
+                if let Some(finished) = worker.deliver(msg).await {
+                    let _ = done.send(finished);
                 }
-                let (worker, done) = (Arc::clone(self), done.clone());
-                inflight.spawn(async move {
-                    if let Some(finished) = worker.deliver(msg).await {
-                        let _ = done.send(finished);
-                    }
-                });
-            }
-            match inflight.join_next().await {
-                None => return,
-                Some(Ok(())) => {}
-                // Its lease runs out and it is tried again; say so loudly.
-                Some(Err(e)) => tracing::error!(error = %e, "a delivery task panicked"),
-            }
+            });
         }
     }
 
