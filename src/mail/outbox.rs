@@ -114,14 +114,21 @@ impl Worker {
     /// database and a crash leaves at most the sends in flight unrecorded.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, shutdown: watch::Receiver<bool>) {
         let (done, outcomes) = mpsc::unbounded_channel();
-        // Joined, not spawned: a panic while recording stops the worker
-        // (and so the app) instead of vanishing with a detached task.
-        let ((), recorded) = tokio::join!(
-            self.deliver_until(done, wake, shutdown),
-            self.record_all(outcomes),
-        );
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "the last delivery outcomes were not recorded");
+        // On its own task, so recording runs beside the claims and sends.
+        let worker = Arc::clone(&self);
+        let recorder = tokio::spawn(async move { worker.record_all(outcomes).await });
+        self.deliver_until(done, wake, shutdown).await;
+        match recorder.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the last delivery outcomes were not recorded")
+            }
+            // A panic while recording is a bug: it takes the worker down
+            // (and so the app, in `App::run_until`), never vanishes.
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => tracing::error!(error = %e, "the outcome recorder was cancelled"),
+            },
         }
         if let Sink::Smtp(sender) = &self.sink {
             sender.shutdown().await;
