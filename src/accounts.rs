@@ -2,7 +2,7 @@
 //! log out. Password hashing is argon2id on a pool of low-priority threads,
 //! so a login flood can neither starve the async workers nor exhaust memory.
 
-use crate::clock;
+use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::PasswordPolicy;
 use crate::domain::{EmailAddress, Lang, Password, Purpose};
@@ -23,6 +23,7 @@ const NOTICE_RETRY_SECS: i64 = 24 * 3600;
 pub struct Accounts {
     storage: Storage,
     keys: Keys,
+    clock: Clock,
     codes: Codes,
     hasher: Hasher,
     passwords: PasswordLimits,
@@ -40,6 +41,7 @@ impl Accounts {
     pub fn new(
         storage: Storage,
         keys: Keys,
+        clock: Clock,
         codes: Codes,
         passwords: &PasswordPolicy,
         session_ttl_secs: i64,
@@ -48,6 +50,7 @@ impl Accounts {
         Self {
             storage,
             keys,
+            clock,
             codes,
             hasher: Hasher::new(),
             passwords: PasswordLimits {
@@ -73,7 +76,7 @@ impl Accounts {
         let hash = self.hasher.hash(password).await?;
         let user = self
             .storage
-            .create_user(email, &hash, clock::now())
+            .create_user(email, &hash, self.clock.now())
             .await?
             .ok_or(ApiError::EmailTaken)?;
         self.start_session(user).await
@@ -90,7 +93,7 @@ impl Accounts {
         if self.hasher.is_full() {
             return Err(ApiError::Overloaded);
         }
-        let now = clock::now();
+        let now = self.clock.now();
         self.password_gate(email, ip_key, now).await?;
         let user = self.storage.find_user(email).await?;
         // An unknown address still costs one hash, so both answers take as long.
@@ -180,9 +183,9 @@ impl Accounts {
             .await?
             .ok_or(ApiError::InvalidCode)?;
         let hash = self.hasher.hash(new_password).await?;
-        let now = clock::now();
+        let now = self.clock.now();
         let notice = NewMessage {
-            message_id: mail::new_message_id(&self.message_domain),
+            message_id: mail::new_message_id(&self.message_domain, now),
             to: email.clone(),
             kind: MailKind::PasswordChanged,
             lang,
@@ -197,7 +200,7 @@ impl Accounts {
 
     pub async fn user_for_token(&self, token: &str) -> Result<User, ApiError> {
         self.storage
-            .session_user(&self.keys.token_hash(token), clock::now())
+            .session_user(&self.keys.token_hash(token), self.clock.now())
             .await?
             .ok_or(ApiError::Unauthorized)
     }
@@ -222,7 +225,7 @@ impl Accounts {
     }
 
     fn new_session(&self, token: &str) -> NewSession {
-        let now = clock::now();
+        let now = self.clock.now();
         NewSession {
             token_hash: self.keys.token_hash(token),
             created_at: now,

@@ -1,22 +1,28 @@
-//! Builds the shared state from settings and runs the server and the worker
-//! side by side until SIGTERM or Ctrl-C.
+//! The app as a value: [`App`] is built from settings and a bound listener
+//! (the shared state, the outbox worker, the metrics listener), then runs the
+//! server and the worker side by side until a shutdown future completes:
+//! SIGTERM or Ctrl-C for `authmail serve`, whatever a test chooses for tests.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::accounts::Accounts;
 use crate::api::{self, AppState};
+use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
 use crate::domain::Lang;
 use crate::http_server;
 use crate::keys::Keys;
-use crate::mail::outbox::{RetryPolicy, Sink, Worker};
+use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
 use crate::mail::templates::Templates;
 use crate::mail::transport::{send_deadline, SmtpSender};
 use crate::storage::Storage;
@@ -46,15 +52,179 @@ pub fn message_domain(settings: &Settings) -> String {
     )
 }
 
+/// `authmail serve`: binds `BIND`, builds the app and runs it until SIGTERM or Ctrl-C.
 pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyhow::Result<()> {
-    let settings = Arc::new(settings);
-    let started = std::time::Instant::now();
-    crate::metrics::install();
-    let (storage, keys) = open_storage(&settings).await?;
+    let started = Instant::now();
+    let listener = TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("BIND: cannot listen on {}", settings.bind))?;
+    let app = App::builder(settings)
+        .templates(templates)
+        .build(listener)
+        .await?;
+    announce(app.settings(), app.local_addr()?, lang, started);
+    app.run_until(shutdown_signal()).await
+}
+
+/// The whole service, built and bound but not yet running: the HTTP
+/// listeners, the shared state and the outbox worker.
+pub struct App {
+    state: AppState,
+    worker: Arc<Worker>,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    background_worker: bool,
+}
+
+/// How to build an [`App`]: the defaults are production's.
+pub struct AppBuilder {
+    settings: Settings,
+    templates: Option<Templates>,
+    clock: Clock,
+    background_worker: bool,
+}
+
+impl AppBuilder {
+    /// The mail templates; by default those of `TEMPLATES_DIR`, else the built-in ones.
+    pub fn templates(mut self, templates: Templates) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
+    /// Where "now" comes from; the system clock by default.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// No outbox worker in the background: the caller steps it with
+    /// [`Worker::deliver_due`], so nothing races a test for the queue.
+    pub fn without_worker(mut self) -> Self {
+        self.background_worker = false;
+        self
+    }
+
+    /// Opens (and migrates) the database, builds the state and the worker,
+    /// and binds `METRICS_BIND` when set; `listener` serves everything else.
+    pub async fn build(self, listener: TcpListener) -> anyhow::Result<App> {
+        crate::metrics::install();
+        let settings = Arc::new(self.settings);
+        let templates = match self.templates {
+            Some(t) => t,
+            None => Templates::new(settings.templates_dir.as_deref())
+                .map_err(|e| anyhow::anyhow!("TEMPLATES_DIR: {e}"))?,
+        };
+        let (storage, keys) = open_storage(&settings).await?;
+        let worker = build_worker(&settings, storage.clone(), &self.clock, templates)?;
+        let metrics_listener = match settings.http.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("METRICS_BIND: cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(App {
+            state: build_state(settings, storage, keys, self.clock),
+            worker: Arc::new(worker),
+            listener,
+            metrics_listener,
+            background_worker: self.background_worker,
+        })
+    }
+}
+
+impl App {
+    pub fn builder(settings: Settings) -> AppBuilder {
+        AppBuilder {
+            settings,
+            templates: None,
+            clock: Clock::system(),
+            background_worker: true,
+        }
+    }
+
+    /// Production's app: system clock, worker in the background.
+    pub async fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<App> {
+        Self::builder(settings).build(listener).await
+    }
+
+    /// The address the main listener is bound to (port 0 resolved).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.state.settings
+    }
+
+    /// The app's clock: a clone moves it for the whole app when it is manual.
+    pub fn clock(&self) -> &Clock {
+        &self.state.clock
+    }
+
+    /// The outbox worker, to step with [`Worker::deliver_due`].
+    pub fn worker(&self) -> Arc<Worker> {
+        Arc::clone(&self.worker)
+    }
+
+    /// Serves until `shutdown` completes, then lets the sends in flight end.
+    /// A worker that stops on its own (a panic) stops the app too: an API that
+    /// queues mail nobody sends is worse than one that is down.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let state = self.state;
+        let pruner = tokio::spawn(prune_forever(state.clone(), stop_rx.clone()));
+        let wake = Arc::clone(&state.outbox_wake);
+        let mut worker = (self.background_worker)
+            .then(|| tokio::spawn(Arc::clone(&self.worker).run(wake, stop_rx)));
+        let mut ended_early = None;
+        let stop = async {
+            tokio::select! {
+                () = shutdown => {}
+                ended = join_worker(&mut worker) => ended_early = Some(ended),
+            }
+        };
+        let metrics = self.metrics_listener.map(|listener| http_server::Listener {
+            listener,
+            router: api::metrics_router(state.clone()),
+        });
+        let settings = Arc::clone(&state.settings);
+        let main = http_server::Listener {
+            listener: self.listener,
+            router: api::router(state),
+        };
+        http_server::serve(main, metrics, &settings.http, stop).await;
+        tracing::info!("stopped taking requests; finishing the sends in flight");
+        let _ = stop_tx.send(true);
+        pruner.abort();
+        match (ended_early, worker) {
+            (Some(ended), _) => {
+                ended.context("mail worker panicked")?;
+                anyhow::bail!("the mail worker stopped before shutdown")
+            }
+            (None, Some(worker)) => worker.await.context("mail worker panicked")?,
+            (None, None) => {}
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Waits for the background worker to end; forever when there is none.
+async fn join_worker(worker: &mut Option<JoinHandle<()>>) -> Result<(), JoinError> {
+    match worker {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clock) -> AppState {
     let domain = message_domain(&settings);
     let codes = Codes::new(
         storage.clone(),
         keys.clone(),
+        clock.clone(),
         settings.codes.clone(),
         &settings.limits,
         domain.clone(),
@@ -62,65 +232,30 @@ pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyh
     let accounts = Accounts::new(
         storage.clone(),
         keys,
+        clock.clone(),
         codes.clone(),
         &settings.passwords,
         settings.session_ttl_secs,
         domain,
     );
-    let wake = Arc::new(Notify::new());
-    let worker = Arc::new(build_worker(&settings, storage.clone(), templates)?);
-
-    let listener = TcpListener::bind(settings.bind)
-        .await
-        .with_context(|| format!("BIND: cannot listen on {}", settings.bind))?;
-    let metrics_listener = match settings.http.metrics_bind {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("METRICS_BIND: cannot listen on {addr}"))?,
-        ),
-        None => None,
-    };
-    let state = AppState {
-        settings: Arc::clone(&settings),
+    AppState {
+        settings,
         storage,
         codes,
         accounts,
-        outbox_wake: Arc::clone(&wake),
-    };
-    announce(&settings, listener.local_addr()?, lang, started);
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let pruner = tokio::spawn(prune_forever(
-        state.storage.clone(),
-        settings.retention_secs,
-        stop_rx.clone(),
-    ));
-    let worker_task = tokio::spawn(worker.run(wake, stop_rx));
-    let metrics = metrics_listener.map(|listener| http_server::Listener {
-        listener,
-        router: api::metrics_router(state.clone()),
-    });
-    let main = http_server::Listener {
-        listener,
-        router: api::router(state),
-    };
-    http_server::serve(main, metrics, &settings.http, shutdown_signal()).await;
-    tracing::info!("stopped taking requests; finishing the sends in flight");
-    let _ = stop_tx.send(true);
-    worker_task.await.context("mail worker panicked")?;
-    pruner.abort();
-    tracing::info!("stopped");
-    Ok(())
+        clock,
+        outbox_wake: Arc::new(Notify::new()),
+    }
 }
 
 /// Keeps the tables bounded: expired codes, old requests and sessions, and
 /// finished mail past its retention go, every few minutes, on every instance
 /// (the deletes are idempotent, so several instances pruning at once is fine).
-async fn prune_forever(storage: Storage, retention_secs: i64, mut stop: watch::Receiver<bool>) {
+async fn prune_forever(state: AppState, mut stop: watch::Receiver<bool>) {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+    let retention_secs = state.settings.retention_secs;
     loop {
-        if let Err(e) = storage.prune(crate::clock::now(), retention_secs).await {
+        if let Err(e) = state.storage.prune(state.clock.now(), retention_secs).await {
             tracing::warn!(error = %e, "pruning old rows failed; will try again");
         }
         tokio::select! {
@@ -133,6 +268,7 @@ async fn prune_forever(storage: Storage, retention_secs: i64, mut stop: watch::R
 fn build_worker(
     settings: &Settings,
     storage: Storage,
+    clock: &Clock,
     templates: Templates,
 ) -> anyhow::Result<Worker> {
     let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
@@ -141,13 +277,14 @@ fn build_worker(
             let sender = SmtpSender::new(smtp).context("cannot set up the SMTP transport")?;
             // The lease outlives the longest possible send, so a live worker never
             // loses its claim to another mid-send.
-            let lease = send_deadline(smtp.timeout).as_secs() as i64 + 10;
+            let lease = (send_deadline(smtp.timeout) + LEASE_SPARE).as_secs() as i64;
             (Sink::Smtp(Box::new(sender)), smtp.pool_size as usize, lease)
         }
         None => (Sink::DevMailbox, 4, 30),
     };
     Ok(Worker {
         storage: storage.clone(),
+        clock: clock.clone(),
         sink,
         templates: Arc::new(templates),
         retry: RetryPolicy {
@@ -159,13 +296,13 @@ fn build_worker(
         code_ttl_secs: settings.codes.ttl_secs,
         public_url: settings.public_url.clone(),
         lang: settings.mail_lang,
-        alerts: crate::mail::alert::Alerts::new(&settings.alert, storage)?,
+        alerts: crate::mail::alert::Alerts::new(&settings.alert, storage, clock.clone())?,
     })
 }
 
 /// The start-up lines, in the CLI's language: where it listens (the address
 /// actually bound), the public address, the database, and where mail goes.
-fn announce(settings: &Settings, bound: SocketAddr, lang: Lang, started: std::time::Instant) {
+fn announce(settings: &Settings, bound: SocketAddr, lang: Lang, started: Instant) {
     let url = &settings.public_url;
     let database = &settings.database_url;
     let ready_ms = started.elapsed().as_millis() as u64;
@@ -212,3 +349,6 @@ async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

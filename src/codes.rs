@@ -1,7 +1,7 @@
 //! Issuing and checking verification codes. No HTTP here: callers pass parsed
 //! domain values and get domain outcomes or the API error to answer with.
 
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::{CodePolicy, RateLimits};
 use crate::domain::{Code, EmailAddress, Lang, Purpose};
 use crate::error::ApiError;
@@ -19,6 +19,7 @@ const LOCK_SECS: i64 = 24 * 3600;
 pub struct Codes {
     storage: Storage,
     keys: Keys,
+    clock: Clock,
     policy: CodePolicy,
     limits: SendLimits,
     message_domain: String,
@@ -28,6 +29,7 @@ impl Codes {
     pub fn new(
         storage: Storage,
         keys: Keys,
+        clock: Clock,
         policy: CodePolicy,
         limits: &RateLimits,
         message_domain: String,
@@ -40,6 +42,7 @@ impl Codes {
         Self {
             storage,
             keys,
+            clock,
             policy,
             limits,
             message_domain,
@@ -60,12 +63,12 @@ impl Codes {
         lang: Lang,
         ip_key: &str,
     ) -> Result<(), ApiError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let code = Code::generate(self.policy.length);
         let code_hash = self.keys.code_hash(email, purpose, &code);
         let expires_at = now + self.policy.ttl_secs;
         let message = |kind, payload| NewMessage {
-            message_id: mail::new_message_id(&self.message_domain),
+            message_id: mail::new_message_id(&self.message_domain, now),
             to: email.clone(),
             kind,
             lang,
@@ -128,7 +131,7 @@ impl Codes {
         submitted: &str,
     ) -> Result<CodeGuess, ApiError> {
         let code = Code::parse(submitted, self.policy.length).ok_or(ApiError::InvalidCode)?;
-        let now = clock::now();
+        let now = self.clock.now();
         Ok(CodeGuess {
             email: email.clone(),
             purpose,

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::app;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::{EmailAddress, Lang};
 use crate::mail::diagnose::{Diagnosis, Stage};
@@ -67,7 +68,11 @@ pub async fn send_test(
     let sent = match templates.render("test", lang, &ctx) {
         Ok(mail) => {
             sender
-                .send(&new_message_id(smtp.from.domain()), to.as_str(), &mail)
+                .send(
+                    &new_message_id(smtp.from.domain(), Clock::system().now()),
+                    to.as_str(),
+                    &mail,
+                )
                 .await
         }
         Err(e) => Delivery::Permanent(e),

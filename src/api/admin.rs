@@ -125,7 +125,10 @@ async fn outbox(
 async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Stats>, ApiError> {
     authorize(&state, &headers)?;
     let window = state.settings.alert.window_secs;
-    let s = state.storage.outbox_stats(clock::now() - window).await?;
+    let s = state
+        .storage
+        .outbox_stats(state.clock.now() - window)
+        .await?;
     let rate = crate::mail::alert::failure_rate(s.sent, s.failed);
     Ok(Json(Stats {
         sent: s.sent,

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 pub use client_ip::ClientIp;
 
 use crate::accounts::Accounts;
+use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
 use crate::domain::Lang;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub storage: Storage,
     pub codes: Codes,
     pub accounts: Accounts,
+    /// Where "now" comes from: the system's, or a test's.
+    pub clock: Clock,
     /// Wakes the outbox worker when a message is queued.
     pub outbox_wake: Arc<Notify>,
 }

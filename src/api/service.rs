@@ -70,7 +70,7 @@ async fn metrics(
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let since = crate::clock::now() - state.settings.alert.window_secs;
+    let since = state.clock.now() - state.settings.alert.window_secs;
     let queued = state.storage.outbox_stats(since).await?.queued;
     let body = crate::metrics::render(queued).ok_or(ApiError::NotFound)?;
     Ok((

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::AlertSettings;
 use crate::storage::Storage;
 
@@ -57,6 +57,7 @@ pub struct Alerts {
     settings: AlertSettings,
     url: String,
     storage: Storage,
+    clock: Clock,
     client: reqwest::Client,
     firing: Mutex<bool>,
 }
@@ -65,7 +66,11 @@ impl Alerts {
     /// `Ok(None)` when no `ALERT_WEBHOOK_URL` is set. A client that cannot be
     /// built (no TLS roots, say) is a start-up error: alerts silently off
     /// would be found out only on the day they were needed.
-    pub fn new(settings: &AlertSettings, storage: Storage) -> anyhow::Result<Option<Alerts>> {
+    pub fn new(
+        settings: &AlertSettings,
+        storage: Storage,
+        clock: Clock,
+    ) -> anyhow::Result<Option<Alerts>> {
         let Some(url) = settings.webhook_url.clone() else {
             return Ok(None);
         };
@@ -79,6 +84,7 @@ impl Alerts {
             settings: settings.clone(),
             url,
             storage,
+            clock,
             client,
             firing: Mutex::new(false),
         }))
@@ -87,7 +93,7 @@ impl Alerts {
     /// Call after a send ended (sent or finally failed).
     pub async fn send_ended(&self) {
         let mut firing = self.firing.lock().await;
-        let since = clock::now() - self.settings.window_secs;
+        let since = self.clock.now() - self.settings.window_secs;
         let stats = match self.storage.outbox_stats(since).await {
             Ok(s) => s,
             Err(e) => return tracing::warn!(error = %e, "alert: cannot read outbox stats"),

@@ -10,13 +10,9 @@ pub mod transport;
 use rand::RngCore;
 
 /// A globally unique `Message-ID` (RFC 5322 §3.6.4), made when the message is
-/// queued so every retry of it carries the same one.
-pub fn new_message_id(domain: &str) -> String {
+/// queued (at `now`) so every retry of it carries the same one.
+pub fn new_message_id(domain: &str, now: i64) -> String {
     let mut bytes = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!(
-        "<{}.{}@{domain}>",
-        crate::clock::now(),
-        crate::keys::hex(&bytes)
-    )
+    format!("<{}.{}@{domain}>", now, crate::keys::hex(&bytes))
 }

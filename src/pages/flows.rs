@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::errors::{Errors, Field};
 use super::view::Page;
 use crate::accounts::Session;
-use crate::clock;
 use crate::domain::{EmailAddress, Password, Purpose};
 use crate::error::ApiError;
 
@@ -150,7 +149,7 @@ async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
             let view = View {
                 sent: true,
                 email: email.as_str().to_string(),
-                sent_at: clock::now(),
+                sent_at: state.clock.now(),
                 wait: policy.resend_cooldown_secs,
                 notice: Some(notice),
                 errors: Errors::default(),
@@ -187,7 +186,7 @@ async fn finish(page: &Page, flow: Flow, form: PageForm) -> Response {
         Err(e) => {
             let (field, text, status) = page.describe(&e);
             let sent_at: i64 = form.sent_at.parse().unwrap_or(0);
-            let since = clock::now() - sent_at;
+            let since = page.state.clock.now() - sent_at;
             let cooldown = page.state.codes.policy().resend_cooldown_secs;
             let view = View {
                 sent: true,

@@ -99,12 +99,12 @@ pub struct Finished {
 }
 
 impl Finished {
-    pub fn unclaimed(msg: &OutboxMessage) -> Self {
+    pub fn unclaimed(msg: &OutboxMessage, at: i64) -> Self {
         Self {
             id: msg.id,
             attempt: msg.attempts,
             outcome: Outcome::Unclaimed,
-            at: crate::clock::now(),
+            at,
         }
     }
 

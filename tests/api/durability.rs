@@ -128,7 +128,7 @@ async fn kill_9_cycles_lose_no_mail() {
             smtp_down = false;
         }
         // Claims of earlier runs that ran out and were not yet taken again.
-        let now = authmail::clock::now();
+        let now = authmail::clock::Clock::system().now();
         stuck_seen += db
             .int(&format!(
                 "SELECT COUNT(*) FROM outbox WHERE status = 'sending' AND lease_until < {}",

@@ -55,7 +55,7 @@ async fn a_late_outcome_of_an_expired_claim_changes_nothing() {
     };
     let storage = Storage::open(&db.url(), &pool).await.unwrap();
     storage.migrate().await.unwrap();
-    let now = authmail::clock::now();
+    let now = authmail::clock::Clock::system().now();
     for i in 0..33 {
         storage.enqueue(message(i, now), now).await.unwrap();
     }
