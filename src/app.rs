@@ -25,6 +25,7 @@ use crate::keys::Keys;
 use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
 use crate::mail::templates::Templates;
 use crate::mail::transport::{send_deadline, SmtpSender};
+use crate::pages::csrf::CsrfKey;
 use crate::storage::Storage;
 
 /// Opens the database (creating and migrating it) and settles the secret key.
@@ -192,7 +193,7 @@ impl App {
         let settings = Arc::clone(&state.settings);
         let main = http_server::Listener {
             listener: self.listener,
-            router: api::router(state),
+            router: router(state),
         };
         http_server::serve(main, metrics, &settings.http, stop).await;
         tracing::info!("stopped taking requests; finishing the sends in flight");
@@ -229,6 +230,7 @@ fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clo
         &settings.limits,
         domain.clone(),
     );
+    let csrf = Arc::new(CsrfKey::derive(&keys));
     let accounts = Accounts::new(
         storage.clone(),
         keys,
@@ -245,7 +247,17 @@ fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clo
         accounts,
         clock,
         outbox_wake: Arc::new(Notify::new()),
+        csrf,
     }
+}
+
+/// The main listener's router: the API's routes and the pages', one 404/405
+/// for everything else, the body limit, the state.
+fn router(state: AppState) -> axum::Router {
+    let routes = api::routes(state.settings.dev_mailbox()).merge(crate::pages::router());
+    api::with_fallbacks(routes)
+        .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY))
+        .with_state(state)
 }
 
 /// Keeps the tables bounded: expired codes, old requests and sessions, and

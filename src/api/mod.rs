@@ -1,71 +1,52 @@
-//! The HTTP API: shared state, the JSON extractor that turns every bad body
-//! into the contract's error, and the router that merges each route group.
+//! The HTTP API: the JSON extractor that turns every bad body into the
+//! contract's error, and the routes of each group, merged.
 
 pub mod admin;
 mod auth;
-mod client_ip;
 mod dev;
 mod openapi;
 mod service;
 
-use std::sync::Arc;
-
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Router;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
 
-pub use client_ip::ClientIp;
+pub use crate::client_ip::ClientIp;
+pub use crate::state::AppState;
 
-use crate::accounts::Accounts;
-use crate::clock::Clock;
-use crate::codes::Codes;
-use crate::config::Settings;
 use crate::domain::Lang;
 use crate::error::ApiError;
-use crate::storage::Storage;
 
 /// Bodies over this are 413 `payload_too_large`.
 pub const MAX_BODY: usize = 64 * 1024;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub storage: Storage,
-    pub codes: Codes,
-    pub accounts: Accounts,
-    /// Where "now" comes from: the system's, or a test's.
-    pub clock: Clock,
-    /// Wakes the outbox worker when a message is queued.
-    pub outbox_wake: Arc<Notify>,
-}
-
-pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
+/// The API's routes (the dev mailbox's only in dev mode); `app.rs` adds the
+/// pages and what every answer shares (fallbacks, body limit, state).
+pub fn routes(dev_mailbox: bool) -> Router<AppState> {
+    let router = Router::new()
         .merge(auth::router())
         .merge(admin::router())
         .merge(service::router())
-        .merge(openapi::router())
-        .merge(crate::pages::router());
-    if state.settings.dev_mailbox() {
-        router = router.merge(dev::router());
+        .merge(openapi::router());
+    match dev_mailbox {
+        true => router.merge(dev::router()),
+        false => router,
     }
+}
+
+/// The answers for paths and methods no route takes: the contract's JSON.
+pub fn with_fallbacks(router: Router<AppState>) -> Router<AppState> {
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
 }
 
 /// The `METRICS_BIND` listener: `/metrics` and, for everything else, the
 /// same 404 and 405 as the main listener.
 pub fn metrics_router(state: AppState) -> Router {
-    service::metrics_router()
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+    with_fallbacks(service::metrics_router()).with_state(state)
 }
 
 /// A JSON body: 415 without `Content-Type: application/json`, 413 over 64 KiB,

@@ -17,8 +17,8 @@ pub struct CsrfKey([u8; 32]);
 impl CsrfKey {
     /// A key of its own, derived from `SECRET_KEY`, so a CSRF token can never
     /// be mistaken for any other MAC the service makes.
-    pub fn derive(secret: &str) -> Self {
-        Self(mac(secret.as_bytes(), b"authmail page csrf v1"))
+    pub fn derive(keys: &Keys) -> Self {
+        Self(keys.derive(b"authmail page csrf v1"))
     }
 
     pub fn token(&self, browser_id: &str) -> String {
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn token_verifies_only_for_its_browser_and_key() {
-        let key = CsrfKey::derive("secret-one");
+        let key = CsrfKey::derive(&Keys::new("secret-one"));
         let a = new_browser_id();
         let b = new_browser_id();
         let token = key.token(&a);
@@ -96,7 +96,7 @@ mod tests {
         assert!(!key.verify(None, &token), "no cookie");
         assert!(!key.verify(Some(&a), ""), "no token");
         assert!(!key.verify(Some(&a), &token[..63]), "truncated token");
-        assert!(!CsrfKey::derive("secret-two").verify(Some(&a), &token));
+        assert!(!CsrfKey::derive(&Keys::new("secret-two")).verify(Some(&a), &token));
     }
 
     #[test]
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn malformed_browser_ids_never_verify() {
-        let key = CsrfKey::derive("k");
+        let key = CsrfKey::derive(&Keys::new("k"));
         for id in ["", "abc", &"z".repeat(64), &"a".repeat(65)] {
             assert!(!key.verify(Some(id), &key.token(id)), "{id:?}");
         }

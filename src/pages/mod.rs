@@ -6,7 +6,7 @@
 mod account;
 mod assets;
 mod cookies;
-mod csrf;
+pub(crate) mod csrf;
 mod errors;
 mod flows;
 mod lang;
@@ -22,7 +22,7 @@ use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
-use crate::api::AppState;
+use crate::state::AppState;
 use view::Pages;
 
 /// No inline script or style anywhere: only the two files under /static.

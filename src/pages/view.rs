@@ -10,16 +10,13 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::{context, Environment, Value};
-use secrecy::ExposeSecret;
-use tokio::sync::OnceCell;
 
-use super::csrf::{self, CsrfKey};
+use super::csrf;
 use super::{cookies, lang};
 use crate::accounts::Session;
-use crate::api::{AppState, ClientIp};
+use crate::client_ip::ClientIp;
 use crate::domain::Lang;
-use crate::error::ApiError;
-use crate::keys::Keys;
+use crate::state::AppState;
 
 const LANG_COOKIE_SECS: i64 = 365 * 24 * 3600;
 
@@ -40,13 +37,11 @@ const TEMPLATES: &[(&str, &str)] = templates![
 
 const STRINGS: &str = include_str!("../../templates/pages/i18n.json");
 
-/// Built once per router: the page templates, the UI strings of both
-/// languages, and the CSRF key (derived on first use, since the stored
-/// `SECRET_KEY` may have to be read from the database).
+/// Built once per router: the page templates and the UI strings of both
+/// languages. (The CSRF key is in the state, derived at start.)
 pub struct Pages {
     env: Environment<'static>,
     strings: BTreeMap<String, BTreeMap<String, String>>,
-    csrf: OnceCell<CsrfKey>,
 }
 
 impl Pages {
@@ -57,11 +52,7 @@ impl Pages {
                 .unwrap_or_else(|e| panic!("built-in page template {name}: {e}"));
         }
         let strings = serde_json::from_str(STRINGS).expect("templates/pages/i18n.json is valid");
-        Self {
-            env,
-            strings,
-            csrf: OnceCell::new(),
-        }
+        Self { env, strings }
     }
 
     fn text<'a>(&'a self, lang: Lang, key: &'a str) -> &'a str {
@@ -69,19 +60,6 @@ impl Pages {
             .get(lang.as_str())
             .and_then(|t| t.get(key))
             .map_or(key, String::as_str)
-    }
-
-    async fn csrf_key(&self, state: &AppState) -> Result<&CsrfKey, ApiError> {
-        self.csrf
-            .get_or_try_init(|| async {
-                let secret = match &state.settings.secret_key {
-                    Some(key) => key.expose_secret().to_string(),
-                    // Written at start-up; this only reads it back.
-                    None => state.storage.secret_key(&Keys::generate_secret()).await?,
-                };
-                Ok(CsrfKey::derive(&secret))
-            })
-            .await
     }
 }
 
@@ -131,15 +109,7 @@ impl FromRequestParts<AppState> for Page {
             .map(str::to_string);
         let id = browser_id.clone().unwrap_or_else(csrf::new_browser_id);
         let issued_browser_id = browser_id.is_none().then(|| id.clone());
-        let key = match pages.csrf_key(state).await {
-            Ok(key) => key,
-            Err(e) => {
-                tracing::error!(error = %e, "pages: cannot read the secret key");
-                let text = pages.text(choice.lang, "err_unavailable").to_string();
-                return Err((StatusCode::SERVICE_UNAVAILABLE, text).into_response());
-            }
-        };
-        let csrf_token = key.token(&id);
+        let csrf_token = state.csrf.token(&id);
         Ok(Page {
             state: state.clone(),
             lang: choice.lang,
@@ -193,12 +163,11 @@ impl Page {
     /// The form's token matches this browser's cookie, and the post did not
     /// come from another site.
     pub fn csrf_ok(&self, submitted: &str) -> bool {
-        let key = self
-            .pages
-            .csrf
-            .get()
-            .expect("derived when the Page was built");
-        !self.foreign && key.verify(self.browser_id.as_deref(), submitted)
+        !self.foreign
+            && self
+                .state
+                .csrf
+                .verify(self.browser_id.as_deref(), submitted)
     }
 
     /// The per-IP limit key of the client, as the API computes it.
@@ -218,12 +187,7 @@ impl Page {
     /// comes back works, and an id someone planted is not used again.
     pub fn renew_csrf(&mut self) {
         let id = csrf::new_browser_id();
-        let key = self
-            .pages
-            .csrf
-            .get()
-            .expect("derived when the Page was built");
-        self.csrf_token = key.token(&id);
+        self.csrf_token = self.state.csrf.token(&id);
         self.browser_id = Some(id.clone());
         self.issued_browser_id = Some(id);
     }

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-use super::AppState;
 use crate::limits;
+use crate::state::AppState;
 
 /// The peer, or, when the peer is one of `TRUSTED_PROXIES`, the client its
 /// `X-Forwarded-For` names (see `limits::client_ip`).
