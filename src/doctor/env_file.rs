@@ -104,7 +104,7 @@ mod tests {
             warnings[0].contains("holds SMTP_PASSWORD, DATABASE_URL"),
             "{warnings:?}"
         );
-        write("ADMIN_TOKEN=0123456789abcdef0123456789abcdef\n");
+        write("ADMIN_TOKEN=placeholder-token-0123456789abcdef\n");
         let warnings = env_file_warnings(&path, Lang::ZhCn);
         assert!(warnings[0].contains("其中有 ADMIN_TOKEN"), "{warnings:?}");
     }
