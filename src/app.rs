@@ -25,6 +25,7 @@ use crate::keys::Keys;
 use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
 use crate::mail::templates::Templates;
 use crate::mail::transport::{send_deadline, SmtpSender};
+use crate::messages::CliText;
 use crate::pages::csrf::CsrfKey;
 use crate::storage::Storage;
 
@@ -318,27 +319,16 @@ fn announce(settings: &Settings, bound: SocketAddr, lang: Lang, started: Instant
     let url = &settings.public_url;
     let database = &settings.database_url;
     let ready_ms = started.elapsed().as_millis() as u64;
-    match lang {
-        Lang::ZhCn => {
-            tracing::info!(%bound, public_url = %url, %database, ready_ms, "authmail 正在监听 {bound}，对外地址 {url}")
-        }
-        Lang::En => {
-            tracing::info!(%bound, public_url = %url, %database, ready_ms, "authmail listening on {bound}, public address {url}")
-        }
-    }
+    let line = CliText::Listening.say(lang, &[("bound", &bound), ("url", url)]);
+    tracing::info!(%bound, public_url = %url, %database, ready_ms, "{line}");
     let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
     let Some(s) = smtp else {
-        return match lang {
-            Lang::ZhCn => tracing::info!("邮件处于开发模式：不会真正发送，而是存入开发邮箱 {url}/dev/mailbox"),
-            Lang::En => tracing::info!("mail is in dev mode: nothing is sent, mail is kept in the dev mailbox at {url}/dev/mailbox"),
-        };
+        return tracing::info!("{}", CliText::DevMode.say(lang, &[("url", url)]));
     };
     let server = format!("{}:{} ({})", s.server, s.port, s.security.as_str());
     let user = s.user.as_deref().unwrap_or("-");
-    match lang {
-        Lang::ZhCn => tracing::info!(%server, user, "邮件经 SMTP 发出：{server}，用户 {user}"),
-        Lang::En => tracing::info!(%server, user, "mail goes out over SMTP: {server}, user {user}"),
-    }
+    let line = CliText::SmtpOut.say(lang, &[("server", &server), ("user", &user)]);
+    tracing::info!(%server, user, "{line}");
 }
 
 async fn shutdown_signal() {

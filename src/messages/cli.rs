@@ -46,6 +46,19 @@ super::table! {
             "SMTP_SERVER 未设置（也没有 SMTP_PROVIDER）：没有可以检查的 SMTP 服务器",
             "SMTP_SERVER is not set (nor SMTP_PROVIDER): there is no SMTP server to check",
         ),
+        /// The start-up lines of `serve`: `{bound}`, `{url}`; `{server}`, `{user}`.
+        Listening => (
+            "authmail 正在监听 {bound}，对外地址 {url}",
+            "authmail listening on {bound}, public address {url}",
+        ),
+        DevMode => (
+            "邮件处于开发模式：不会真正发送，而是存入开发邮箱 {url}/dev/mailbox",
+            "mail is in dev mode: nothing is sent, mail is kept in the dev mailbox at {url}/dev/mailbox",
+        ),
+        SmtpOut => (
+            "邮件经 SMTP 发出：{server}，用户 {user}",
+            "mail goes out over SMTP: {server}, user {user}",
+        ),
         NoDatabaseFile => (
             "数据库文件 {path} 不存在（检查 DATABASE_URL 和当前目录）",
             "the database file {path} does not exist (check DATABASE_URL and the working directory)",
