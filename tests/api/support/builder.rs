@@ -18,6 +18,8 @@ pub struct Builder {
     env: Vec<(String, String)>,
     admin: bool,
     exclusive: bool,
+    #[allow(dead_code)] // read once the in-process backend lands
+    process: bool,
     db: Option<TestDb>,
     sqlite_file: Option<PathBuf>,
 }
@@ -73,6 +75,14 @@ impl Builder {
     /// (see `turns.rs`).
     pub fn exclusive(mut self) -> Builder {
         self.exclusive = true;
+        self
+    }
+
+    /// The real `authmail serve` process instead of the app built in this
+    /// one: for tests whose subject is the process (its logs, exit status,
+    /// `kill -9`, open files, memory) or the process-wide `/metrics`.
+    pub fn process(mut self) -> Builder {
+        self.process = true;
         self
     }
 
