@@ -10,7 +10,8 @@ use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::mail;
 use crate::storage::{
-    MailKind, NewMessage, NewSession, PasswordGate, PasswordLimits, PasswordTry, Storage, User,
+    LiveSession, MailKind, NewMessage, NewSession, PasswordGate, PasswordLimits, PasswordTry,
+    Storage, User,
 };
 
 mod hash_pool;
@@ -31,10 +32,12 @@ pub struct Accounts {
     message_domain: String,
 }
 
-/// A signed-in user and the token that proves it.
+/// A new session: its id, whose it is, the token that proves it and when it ends.
 pub struct Session {
+    pub id: i64,
     pub user: User,
     pub token: String,
+    pub expires_at: i64,
 }
 
 impl Accounts {
@@ -159,21 +162,29 @@ impl Accounts {
     ) -> Result<Session, ApiError> {
         let guess = self.codes.guess(email, Purpose::Login, code)?;
         let token = Keys::new_token();
-        let session = self.new_session(&token);
-        let (check, user) = self.storage.login_with_code(guess, session).await?;
+        let new = self.new_session(&token);
+        let expires_at = new.expires_at;
+        let (check, live) = self.storage.login_with_code(guess, new).await?;
         self.codes.judge(check)?;
         // Login codes are only issued to accounts; one deleted since reads as a bad code.
-        let user = user.ok_or(ApiError::InvalidCode)?;
-        Ok(Session { user, token })
+        let live = live.ok_or(ApiError::InvalidCode)?;
+        Ok(Session {
+            id: live.session_id,
+            user: live.user,
+            token,
+            expires_at,
+        })
     }
 
+    /// Every older session of the account ends; the one returned is the
+    /// only one left.
     pub async fn reset_password(
         &self,
         email: &EmailAddress,
         code: &str,
         new_password: Password,
         lang: Lang,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Session, ApiError> {
         self.codes
             .verify(email, Purpose::ResetPassword, code)
             .await?;
@@ -192,17 +203,31 @@ impl Accounts {
             payload: None,
             expires_at: now + NOTICE_RETRY_SECS,
         };
-        self.storage
-            .reset_password(user.id, &hash, notice, now)
+        let token = Keys::new_token();
+        let new = self.new_session(&token);
+        let expires_at = new.expires_at;
+        let id = self
+            .storage
+            .reset_password(user.id, &hash, notice, new)
             .await?;
-        Ok(())
+        Ok(Session {
+            id,
+            user,
+            token,
+            expires_at,
+        })
+    }
+
+    /// The live session `token` proves, and whose it is.
+    pub async fn session_for_token(&self, token: &str) -> Result<LiveSession, ApiError> {
+        self.storage
+            .live_session(&self.keys.token_hash(token), self.clock.now())
+            .await?
+            .ok_or(ApiError::Unauthorized)
     }
 
     pub async fn user_for_token(&self, token: &str) -> Result<User, ApiError> {
-        self.storage
-            .session_user(&self.keys.token_hash(token), self.clock.now())
-            .await?
-            .ok_or(ApiError::Unauthorized)
+        Ok(self.session_for_token(token).await?.user)
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), ApiError> {
@@ -218,10 +243,15 @@ impl Accounts {
 
     async fn start_session(&self, user: User) -> Result<Session, ApiError> {
         let token = Keys::new_token();
-        self.storage
-            .create_session(user.id, self.new_session(&token))
-            .await?;
-        Ok(Session { user, token })
+        let new = self.new_session(&token);
+        let expires_at = new.expires_at;
+        let id = self.storage.create_session(user.id, new).await?;
+        Ok(Session {
+            id,
+            user,
+            token,
+            expires_at,
+        })
     }
 
     fn new_session(&self, token: &str) -> NewSession {

@@ -21,6 +21,7 @@ use crate::codes::Codes;
 use crate::config::Settings;
 use crate::domain::Lang;
 use crate::http_server;
+use crate::jwt::Jwt;
 use crate::keys::Keys;
 use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
 use crate::mail::templates::Templates;
@@ -117,6 +118,14 @@ impl AppBuilder {
                 .map_err(|e| anyhow::anyhow!("TEMPLATES_DIR: {e}"))?,
         };
         let (storage, keys) = open_storage(&settings).await?;
+        let jwt = Jwt::new(
+            storage.clone(),
+            &keys,
+            self.clock.clone(),
+            settings.public_url.clone(),
+            settings.jwt.clone(),
+        );
+        jwt.start().await?;
         let worker = build_worker(&settings, storage.clone(), &self.clock, templates)?;
         let metrics_listener = match settings.http.metrics_bind {
             Some(addr) => Some(
@@ -127,7 +136,7 @@ impl AppBuilder {
             None => None,
         };
         Ok(App {
-            state: build_state(settings, storage, keys, self.clock),
+            state: build_state(settings, storage, keys, jwt, self.clock),
             worker: Arc::new(worker),
             listener,
             metrics_listener,
@@ -221,7 +230,13 @@ async fn join_worker(worker: &mut Option<JoinHandle<()>>) -> Result<(), JoinErro
     }
 }
 
-fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clock) -> AppState {
+fn build_state(
+    settings: Arc<Settings>,
+    storage: Storage,
+    keys: Keys,
+    jwt: Jwt,
+    clock: Clock,
+) -> AppState {
     let domain = message_domain(&settings);
     let codes = Codes::new(
         storage.clone(),
@@ -246,6 +261,7 @@ fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clo
         storage,
         codes,
         accounts,
+        jwt,
         clock,
         outbox_wake: Arc::new(Notify::new()),
         csrf,

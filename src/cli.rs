@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `doctor`, `send-test`, `migrate`, `outbox`.
+//! The command line: `serve` (default), `doctor`, `send-test`, `migrate`, `outbox`, `keys`.
 
 use std::path::PathBuf;
 
@@ -49,4 +49,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the keys that sign JWTs (POST /api/auth/jwt)
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new signing key that signs from now on; the current one stays
+    /// in /.well-known/jwks.json until every token it signed has expired.
+    /// Safe while `serve` runs: every instance picks the new key up within seconds.
+    Rotate,
 }

@@ -45,6 +45,14 @@ pub struct PasswordPolicy {
     pub login_ip_per_hour: i64,
 }
 
+/// The JWTs `POST /api/auth/jwt` signs: their lifetime (`JWT_TTL_SECS`)
+/// and their `aud` claim (`JWT_AUDIENCE`, none when unset).
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub ttl_secs: i64,
+    pub audience: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     pub per_email_per_hour: i64,
@@ -94,6 +102,7 @@ pub struct Settings {
     pub passwords: PasswordPolicy,
     pub limits: RateLimits,
     pub session_ttl_secs: i64,
+    pub jwt: JwtSettings,
     pub mail_lang: Lang,
     pub templates_dir: Option<PathBuf>,
     pub retry_base_secs: u64,
@@ -137,6 +146,7 @@ impl Settings {
             passwords: PasswordPolicy::from_source(src)?,
             limits: RateLimits::from_source(src)?,
             session_ttl_secs: src.num("SESSION_TTL_SECS", 2_592_000, 60..=31_622_400)?,
+            jwt: JwtSettings::from_source(src)?,
             mail_lang,
             templates_dir: templates_dir(src)?,
             retry_base_secs,
@@ -171,6 +181,15 @@ impl PasswordPolicy {
             max_failures: src.num("PASSWORD_MAX_FAILURES", 10, 0..=1_000_000)?,
             lock_secs: src.num("PASSWORD_LOCK_SECS", 900, 1..=86_400)?,
             login_ip_per_hour: src.num("RATE_LOGIN_IP_PER_HOUR", 100, 0..=1_000_000)?,
+        })
+    }
+}
+
+impl JwtSettings {
+    fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ttl_secs: src.num("JWT_TTL_SECS", 600, 60..=86_400)?,
+            audience: src.get("JWT_AUDIENCE").map(str::to_string),
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod http_server;
+pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod mail;

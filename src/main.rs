@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use authmail::cli::{Cli, Command};
+use authmail::cli::{Cli, Command, KeysCommand};
 use authmail::config::{LogFormat, Settings, Source};
 use authmail::domain::Lang;
 use authmail::mail::templates::Templates;
@@ -55,6 +55,9 @@ fn main() -> ExitCode {
                 limit,
                 json,
             } => ops::outbox(&settings, lang, status.as_deref(), limit, json).await,
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => ops::rotate_keys(&settings, lang).await,
         }
     })
 }

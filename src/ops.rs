@@ -1,4 +1,4 @@
-//! The operator commands besides `serve`: migrate, doctor, send-test, outbox.
+//! The operator commands besides `serve`: migrate, doctor, send-test, outbox, keys.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use crate::app;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::{EmailAddress, Lang};
+use crate::jwt;
 use crate::mail::diagnose::{Diagnosis, Stage};
 use crate::mail::new_message_id;
 use crate::mail::templates::{MailContext, Templates};
@@ -104,15 +105,54 @@ pub async fn outbox(
     limit: i64,
     as_json: bool,
 ) -> ExitCode {
-    if let Some(path) = settings.database_url.sqlite_path().filter(|p| !p.exists()) {
-        let shown = path.display();
-        let args: &Args = &[("path", &shown)];
-        let said = CliText::NoDatabaseFile.say(lang, args);
-        eprintln!("authmail: DATABASE_URL: {said}");
-        return ExitCode::from(2);
+    if let Some(missing) = no_database_file(settings, lang) {
+        return missing;
     }
     match list_outbox(settings, status, limit, as_json).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authmail: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Exit 2 when `DATABASE_URL` names a SQLite file that does not exist: for
+/// a command about an existing deployment, that is a mistyped setting or
+/// working directory, said as such, not an empty database to create.
+fn no_database_file(settings: &Settings, lang: Lang) -> Option<ExitCode> {
+    let path = settings
+        .database_url
+        .sqlite_path()
+        .filter(|p| !p.exists())?;
+    let shown = path.display();
+    let args: &Args = &[("path", &shown)];
+    let said = CliText::NoDatabaseFile.say(lang, args);
+    eprintln!("authmail: DATABASE_URL: {said}");
+    Some(ExitCode::from(2))
+}
+
+/// `authmail keys rotate`: a new JWT signing key, for every instance.
+pub async fn rotate_keys(settings: &Settings, lang: Lang) -> ExitCode {
+    if let Some(missing) = no_database_file(settings, lang) {
+        return missing;
+    }
+    let rotated = async {
+        let (storage, keys) = app::open_storage(settings).await?;
+        let now = Clock::system().now();
+        anyhow::Ok(jwt::rotate(&storage, &keys, &settings.jwt, now).await?)
+    };
+    match rotated.await {
+        Ok(rotated) => {
+            let refresh = jwt::REFRESH_SECS;
+            let args: &Args = &[("kid", &rotated.kid), ("refresh", &refresh)];
+            println!("{}", CliText::KeyRotated.say(lang, args));
+            if let Some(until) = rotated.previous_published_until {
+                let until = crate::clock::rfc3339(until);
+                println!("{}", CliText::KeyRetired.say(lang, &[("until", &until)]));
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("authmail: {e:#}");
             ExitCode::from(1)

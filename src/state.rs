@@ -1,4 +1,5 @@
-//! The state every handler shares: settings, storage, the flows, the clock,
+//! The state every handler shares: settings, storage, the flows, the JWT
+//! signer, the clock,
 //! the page CSRF key. One home, used by the API and the pages alike.
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
+use crate::jwt::Jwt;
 use crate::pages::csrf::CsrfKey;
 use crate::storage::Storage;
 
@@ -18,6 +20,8 @@ pub struct AppState {
     pub storage: Storage,
     pub codes: Codes,
     pub accounts: Accounts,
+    /// Signs the JWTs of `POST /api/auth/jwt`; lists the keys of the JWKS.
+    pub jwt: Jwt,
     /// Where "now" comes from: the system's, or a test's.
     pub clock: Clock,
     /// Wakes the outbox worker when a message is queued.

@@ -14,6 +14,7 @@ use crate::accounts::Session;
 use crate::clock;
 use crate::domain::{EmailAddress, Password, Purpose};
 use crate::error::{ApiError, ErrorBody};
+use crate::pages::cookies;
 use crate::storage::User;
 
 pub fn router() -> Router<AppState> {
@@ -47,8 +48,11 @@ struct UserView {
 
 #[derive(Serialize, ToSchema)]
 struct SessionView {
-    user: UserView,
+    /// the bearer token of the new session
     token: String,
+    /// when the session ends (`SESSION_TTL_SECS` after it began)
+    expires_at: String,
+    user: UserView,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -57,9 +61,6 @@ struct Me {
     email: String,
     created_at: String,
 }
-
-#[derive(Serialize, ToSchema)]
-struct Empty {}
 
 #[derive(Deserialize, ToSchema)]
 struct SendCodeBody {
@@ -96,7 +97,7 @@ async fn send_code(
 }
 
 /// An answer that carries a token or an account: no cache may keep it.
-fn no_store(response: impl IntoResponse) -> Response {
+pub(super) fn no_store(response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
     response
         .headers_mut()
@@ -179,26 +180,31 @@ struct ResetBody {
     lang: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/auth/reset-password", tag = "auth", request_body = ResetBody, responses((status = 200, body = Empty), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+/// Every older session of the account ends; the answer carries the new one.
+#[utoipa::path(post, path = "/api/auth/reset-password", tag = "auth", request_body = ResetBody, responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn reset_password(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResetBody>,
-) -> Result<Json<Empty>, ApiError> {
+) -> Result<Response, ApiError> {
     let email = EmailAddress::parse(&body.email)?;
     let password = Password::parse(body.new_password)?;
     let lang = choose_lang(body.lang.as_deref(), &headers, state.settings.mail_lang)?;
-    state
+    let session = state
         .accounts
         .reset_password(&email, &body.code, password, lang)
         .await?;
     state.outbox_wake.notify_one();
-    Ok(Json(Empty {}))
+    Ok(no_store(Json(session_json(&session))))
 }
 
+/// The signed-in user: by the bearer token or, without an `Authorization`
+/// header, by the pages' session cookie (`authmail_session`, or
+/// `__Host-authmail_session` when `PUBLIC_URL` is https).
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])), responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let user = state.accounts.user_for_token(bearer(&headers)?).await?;
+    let token = bearer_or_cookie(&headers, &state.settings.public_url)?;
+    let user = state.accounts.user_for_token(token).await?;
     Ok(no_store(Json(Me {
         id: user.id.to_string(),
         email: user.email,
@@ -226,13 +232,23 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .ok_or(ApiError::Unauthorized)
 }
 
+/// The bearer token when there is an `Authorization` header (a wrong one is
+/// 401, never a fall back to the cookie), else the pages' session cookie.
+fn bearer_or_cookie<'a>(headers: &'a HeaderMap, public_url: &str) -> Result<&'a str, ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return bearer(headers);
+    }
+    cookies::session_token(headers, public_url).ok_or(ApiError::Unauthorized)
+}
+
 fn session_json(session: &Session) -> SessionView {
     let User { id, email, .. } = &session.user;
     SessionView {
+        token: session.token.clone(),
+        expires_at: clock::rfc3339(session.expires_at),
         user: UserView {
             id: id.to_string(),
             email: email.clone(),
         },
-        token: session.token.clone(),
     }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 mod auth;
 mod dev;
+mod jwt;
 mod openapi;
 mod service;
 
@@ -27,6 +28,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn routes(dev_mailbox: bool) -> Router<AppState> {
     let router = Router::new()
         .merge(auth::router())
+        .merge(jwt::router())
         .merge(admin::router())
         .merge(service::router())
         .merge(openapi::router());

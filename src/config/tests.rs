@@ -312,3 +312,23 @@ fn trusted_proxies_parse_cidrs_and_plain_addresses() {
     let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
     assert_eq!(s.limits.trusted_proxies.len(), 3);
 }
+
+#[test]
+fn jwt_lifetime_is_bounded_and_the_audience_optional() {
+    let s = settings(&[]).unwrap();
+    assert_eq!((s.jwt.ttl_secs, s.jwt.audience), (600, None));
+    let s = settings(&[("JWT_TTL_SECS", "60"), ("JWT_AUDIENCE", " my-app ")]).unwrap();
+    assert_eq!(
+        (s.jwt.ttl_secs, s.jwt.audience.as_deref()),
+        (60, Some("my-app"))
+    );
+    for bad in ["59", "86401", "ten"] {
+        let err = settings(&[("JWT_TTL_SECS", bad)]).unwrap_err();
+        assert_eq!(err.name, "JWT_TTL_SECS", "{bad}");
+    }
+    let err = settings(&[("JWT_TTL_SECS", "0")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "JWT_TTL_SECS: 0 is out of range (60–86400)"
+    );
+}

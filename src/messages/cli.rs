@@ -1,5 +1,5 @@
-//! What `doctor`, `send-test` and `outbox` print around the steps and the
-//! diagnoses.
+//! What `doctor`, `send-test`, `outbox` and `keys` print around the steps
+//! and the diagnoses.
 
 super::table! {
     CliText {
@@ -58,6 +58,15 @@ super::table! {
         SmtpOut => (
             "邮件经 SMTP 发出：{server}，用户 {user}",
             "mail goes out over SMTP: {server}, user {user}",
+        ),
+        /// `keys rotate`: `{kid}`, `{refresh}`; then `{until}`.
+        KeyRotated => (
+            "新的 JWT 签名密钥 {kid} 从现在起签名（每个运行中的实例在 {refresh} 秒内改用它）",
+            "new JWT signing key {kid} signs from now on (every running instance switches to it within {refresh} s)",
+        ),
+        KeyRetired => (
+            "原来的密钥留在 /.well-known/jwks.json 中，直到 {until}：那时它签过的令牌都已过期",
+            "the previous key stays in /.well-known/jwks.json until {until}, when every token it signed has expired",
         ),
         NoDatabaseFile => (
             "数据库文件 {path} 不存在（检查 DATABASE_URL 和当前目录）",

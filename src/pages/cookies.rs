@@ -20,6 +20,11 @@ pub fn name(base: &str, secure: bool) -> Cow<'_, str> {
     }
 }
 
+/// The session token the pages' cookie holds, under its name for `PUBLIC_URL`.
+pub fn session_token<'a>(headers: &'a HeaderMap, public_url: &str) -> Option<&'a str> {
+    get(headers, &name(SESSION, public_url.starts_with("https://")))
+}
+
 /// The value of cookie `name`, from any `Cookie` header.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

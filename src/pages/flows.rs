@@ -213,18 +213,12 @@ async fn complete(page: &Page, flow: Flow, form: &PageForm) -> Result<Session, A
         }
         Purpose::ResetPassword => {
             let password = Password::parse(form.password.clone())?;
-            accounts
+            // Every older session ends; this browser gets the new one.
+            let session = accounts
                 .reset_password(&email, code, password, page.lang)
                 .await?;
             page.state.outbox_wake.notify_one();
-            // Every older session just ended; this browser gets a new one.
-            accounts
-                .login(
-                    &email,
-                    Password::parse(form.password.clone())?,
-                    &page.ip_key(),
-                )
-                .await
+            Ok(session)
         }
         Purpose::Login => accounts.login_with_code(&email, code).await,
     }

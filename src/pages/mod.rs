@@ -5,7 +5,7 @@
 
 mod account;
 mod assets;
-mod cookies;
+pub(crate) mod cookies;
 pub(crate) mod csrf;
 mod errors;
 mod flows;

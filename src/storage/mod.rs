@@ -3,6 +3,7 @@
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
 mod exec;
+mod jwt_keys;
 mod outbox;
 mod passwords;
 mod postgres;
@@ -20,8 +21,9 @@ use exec::Db;
 pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use records::{
-    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits, MailKind,
-    NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, SendLimits, User,
+    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits, LiveSession,
+    MailKind, NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, PublishedJwtKey,
+    SendLimits, StoredJwtKey, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +193,7 @@ impl Storage {
         &self,
         guess: CodeGuess,
         session: NewSession,
-    ) -> Result<(CodeCheck, Option<User>)> {
+    ) -> Result<(CodeCheck, Option<LiveSession>)> {
         let keys = [guess.email.to_string()];
         self.write(&keys, async move |db| {
             writes::login_with_code(db, &guess, &session).await
@@ -258,32 +260,70 @@ impl Storage {
         }
     }
 
-    /// Sets the password, ends every session and queues the notice, atomically.
+    /// Sets the password, ends every session, queues the notice and opens
+    /// `session` in their place, atomically; the new session's id.
     pub async fn reset_password(
         &self,
         user_id: i64,
         password_hash: &str,
         notice: NewMessage,
-        now: i64,
-    ) -> Result<()> {
+        session: NewSession,
+    ) -> Result<i64> {
         let hash = password_hash.to_string();
         self.write(&[], async move |db| {
-            writes::reset_password(db, user_id, &hash, &notice, now).await
+            writes::reset_password(db, user_id, &hash, &notice, &session).await
         })
         .await
     }
 
-    pub async fn create_session(&self, user_id: i64, session: NewSession) -> Result<()> {
+    /// The new session's id.
+    pub async fn create_session(&self, user_id: i64, session: NewSession) -> Result<i64> {
         self.write(&[], async move |db| {
             writes::create_session(db, user_id, &session).await
         })
         .await
     }
 
-    pub async fn session_user(&self, token_hash: &[u8], now: i64) -> Result<Option<User>> {
+    /// The session whose token has this hash, unless it ended or expired.
+    pub async fn live_session(&self, token_hash: &[u8], now: i64) -> Result<Option<LiveSession>> {
         match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlite::session_user(pool, token_hash, now).await,
-            Backend::Postgres(pool) => postgres::session_user(pool, token_hash, now).await,
+            Backend::Sqlite { pool, .. } => sqlite::live_session(pool, token_hash, now).await,
+            Backend::Postgres(pool) => postgres::live_session(pool, token_hash, now).await,
+        }
+    }
+
+    /// Stores `key` as the JWT signing key unless one exists; whether it did.
+    /// Instances starting at once agree on one key.
+    pub async fn insert_first_jwt_key(&self, key: StoredJwtKey, now: i64) -> Result<bool> {
+        let lock = [jwt_keys::LOCK.to_string()];
+        self.write(&lock, async move |db| {
+            jwt_keys::insert_first(db, &key, now).await
+        })
+        .await
+    }
+
+    /// Retires the signing key (it stays published for a while) and makes
+    /// `key` the one; whether there was a key to retire.
+    pub async fn rotate_jwt_key(&self, key: StoredJwtKey, now: i64) -> Result<bool> {
+        let lock = [jwt_keys::LOCK.to_string()];
+        self.write(&lock, async move |db| jwt_keys::rotate(db, &key, now).await)
+            .await
+    }
+
+    /// The key that signs now, if one has been made.
+    pub async fn current_jwt_key(&self) -> Result<Option<StoredJwtKey>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::current_jwt_key(pool).await,
+            Backend::Postgres(pool) => postgres::current_jwt_key(pool).await,
+        }
+    }
+
+    /// The keys to publish: the current one first, then those retired after
+    /// `retired_after`, newest first. Only public halves are read.
+    pub async fn published_jwt_keys(&self, retired_after: i64) -> Result<Vec<PublishedJwtKey>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::published_jwt_keys(pool, retired_after).await,
+            Backend::Postgres(pool) => postgres::published_jwt_keys(pool, retired_after).await,
         }
     }
 

@@ -36,14 +36,33 @@ macro_rules! shared_queries {
             )
         }
 
-        pub async fn session_user(pool: &sqlx::Pool<$db>, token_hash: &[u8], now: i64) -> Result<Option<User>> {
+        pub async fn live_session(pool: &sqlx::Pool<$db>, token_hash: &[u8], now: i64) -> Result<Option<LiveSession>> {
             Ok(sqlx::query_as(
-                "SELECT u.id, u.email, u.password_hash, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id
+                "SELECT s.id AS session_id, u.id, u.email, u.password_hash, u.created_at
+                 FROM sessions s JOIN users u ON u.id = s.user_id
                  WHERE s.token_hash = $1 AND s.expires_at > $2",
             )
             .bind(token_hash)
             .bind(now)
             .fetch_optional(pool)
+            .await?)
+        }
+
+        pub async fn current_jwt_key(pool: &sqlx::Pool<$db>) -> Result<Option<StoredJwtKey>> {
+            Ok(sqlx::query_as(
+                "SELECT kid, public_key, private_key FROM jwt_keys WHERE retired_at IS NULL",
+            )
+            .fetch_optional(pool)
+            .await?)
+        }
+
+        pub async fn published_jwt_keys(pool: &sqlx::Pool<$db>, retired_after: i64) -> Result<Vec<PublishedJwtKey>> {
+            Ok(sqlx::query_as(
+                "SELECT kid, public_key FROM jwt_keys WHERE retired_at IS NULL OR retired_at > $1
+                 ORDER BY retired_at IS NULL DESC, retired_at DESC",
+            )
+            .bind(retired_after)
+            .fetch_all(pool)
             .await?)
         }
 

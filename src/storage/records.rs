@@ -212,6 +212,30 @@ pub struct NewSession {
     pub expires_at: i64,
 }
 
+/// A session that has not ended, and whose it is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveSession {
+    /// The session's own id (a JWT's `sid`), never its token.
+    pub session_id: i64,
+    #[sqlx(flatten)]
+    pub user: User,
+}
+
+/// A JWT signing key as stored: the private half sealed (`jwt::keys`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredJwtKey {
+    pub kid: String,
+    pub public_key: Vec<u8>,
+    pub private_key: Vec<u8>,
+}
+
+/// A key the JWKS lists: only its public half is ever read for it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PublishedJwtKey {
+    pub kid: String,
+    pub public_key: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeRequestOutcome {
     /// Accepted: a code or a notice was written to the outbox.

@@ -150,7 +150,7 @@ pub(super) async fn login_with_code(
     db: &mut impl Exec,
     guess: &CodeGuess,
     session: &NewSession,
-) -> Result<(CodeCheck, Option<User>)> {
+) -> Result<(CodeCheck, Option<LiveSession>)> {
     let check = check_code(db, guess).await?;
     if check != CodeCheck::Valid {
         return Ok((check, None));
@@ -161,11 +161,12 @@ pub(super) async fn login_with_code(
             args![guess.email.as_str()],
         )
         .await?;
-    if let Some(user) = &user {
-        create_session(db, user.id, session).await?;
-        super::passwords::clear(db, guess.email.as_str()).await?;
-    }
-    Ok((check, user))
+    let Some(user) = user else {
+        return Ok((check, None));
+    };
+    let session_id = create_session(db, user.id, session).await?;
+    super::passwords::clear(db, guess.email.as_str()).await?;
+    Ok((check, Some(LiveSession { session_id, user })))
 }
 
 /// One more consecutive wrong guess; reaching `max_failures` locks the address.
@@ -223,13 +224,15 @@ pub(super) async fn create_user(
     Ok(user)
 }
 
+/// The new password, every older session ended, the notice queued and the
+/// new session opened; the new session's id.
 pub(super) async fn reset_password(
     db: &mut impl Exec,
     user_id: i64,
     password_hash: &str,
     notice: &NewMessage,
-    now: i64,
-) -> Result<()> {
+    session: &NewSession,
+) -> Result<i64> {
     db.execute(
         "UPDATE users SET password_hash = $1 WHERE id = $2",
         args![password_hash, user_id],
@@ -238,21 +241,24 @@ pub(super) async fn reset_password(
     db.execute("DELETE FROM sessions WHERE user_id = $1", args![user_id])
         .await?;
     super::passwords::clear(db, notice.to.as_str()).await?;
-    insert_message(db, notice, now).await?;
-    Ok(())
+    insert_message(db, notice, session.created_at).await?;
+    create_session(db, user_id, session).await
 }
 
+/// The new session's id.
 pub(super) async fn create_session(
     db: &mut impl Exec,
     user_id: i64,
     session: &NewSession,
-) -> Result<()> {
-    db.execute(
-        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        args![&session.token_hash[..], user_id, session.created_at, session.expires_at],
-    )
-    .await?;
-    Ok(())
+) -> Result<i64> {
+    let id = db
+        .int(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)
+             RETURNING id",
+            args![&session.token_hash[..], user_id, session.created_at, session.expires_at],
+        )
+        .await?;
+    id.ok_or_else(|| StorageError::Other("a new session has no id".into()))
 }
 
 pub(super) async fn delete_session(db: &mut impl Exec, token_hash: &[u8]) -> Result<bool> {
@@ -293,7 +299,10 @@ pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> 
     for (sql, before) in deletes {
         db.execute(sql, args![before]).await?;
     }
-    for (sql, age) in super::passwords::PRUNE {
+    for (sql, age) in super::passwords::PRUNE
+        .into_iter()
+        .chain(super::jwt_keys::PRUNE)
+    {
         db.execute(sql, args![now - age]).await?;
     }
     Ok(())
