@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::support::api::SESSION_TTL_SECS;
 use crate::support::app::TestApp;
 use crate::support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
 use serde_json::json;
@@ -37,7 +38,7 @@ async fn register(app: &TestApp, smtp: &SmtpServer, email: &str, password: &str)
     let code = mailed_code(app, smtp, email, "register", 1).await;
     let r = app.register(email, password, &code).await;
     assert_eq!(r.status, 201, "{}", r.raw);
-    r.body["token"].as_str().unwrap().to_string()
+    r.session_token(email, SESSION_TTL_SECS)
 }
 
 #[tokio::test]
@@ -54,9 +55,7 @@ async fn register_me_logout() {
         .register("NEW.USER@example.COM", "a good password", &code)
         .await;
     assert_eq!(r.status, 201, "{}", r.raw);
-    assert_eq!(r.body["user"]["email"], "new.user@example.com");
-    assert!(r.body["user"]["id"].is_string());
-    let token = r.body["token"].as_str().unwrap();
+    let token = &r.session_token("new.user@example.com", SESSION_TTL_SECS);
 
     let me = app.me(token).await;
     assert_eq!(me.status, 200, "{}", me.raw);
@@ -97,8 +96,8 @@ async fn password_login_right_wrong_and_unknown() {
 
     let ok = app.login("PAT@example.com", "pat's password").await;
     assert_eq!(ok.status, 200, "{}", ok.raw);
-    assert_eq!(ok.body["user"]["email"], "pat@example.com");
-    assert_eq!(app.me(ok.body["token"].as_str().unwrap()).await.status, 200);
+    let token = ok.session_token("pat@example.com", SESSION_TTL_SECS);
+    assert_eq!(app.me(&token).await.status, 200);
 
     let wrong = app.login("pat@example.com", "not the password").await;
     let unknown = app.login("nobody@example.com", "pat's password").await;
@@ -119,17 +118,21 @@ async fn login_with_a_code() {
     let code = mailed_code(&app, &smtp, "quinn@example.com", "login", 2).await;
     let r = app.login_code("quinn@example.com", &code).await;
     assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(r.body["user"]["email"], "quinn@example.com");
-    assert_eq!(app.me(r.body["token"].as_str().unwrap()).await.status, 200);
+    let token = r.session_token("quinn@example.com", SESSION_TTL_SECS);
+    assert_eq!(app.me(&token).await.status, 200);
     // Used once, gone.
     let again = app.login_code("quinn@example.com", &code).await;
     assert_eq!((again.status, again.error_code()), (400, "invalid_code"));
 }
 
 #[tokio::test]
-async fn reset_password_ends_sessions_and_mails_a_notice() {
+async fn reset_password_ends_sessions_opens_a_new_one_and_mails_a_notice() {
     let (_certs, smtp, app) = start().await;
     let old_token = register(&app, &smtp, "rita@example.com", "old password").await;
+    let other_token = app
+        .login("rita@example.com", "old password")
+        .await
+        .session_token("rita@example.com", SESSION_TTL_SECS);
 
     let code = mailed_code(&app, &smtp, "rita@example.com", "reset_password", 2).await;
     let weak = app.reset_password("rita@example.com", &code, "short").await;
@@ -138,12 +141,22 @@ async fn reset_password_ends_sessions_and_mails_a_notice() {
         .reset_password("rita@example.com", &code, "new password")
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(r.body, json!({}));
+    let new_token = r.session_token("rita@example.com", SESSION_TTL_SECS);
 
+    for token in [&old_token, &other_token] {
+        let me = app.me(token).await;
+        assert_eq!(
+            (me.status, me.error_code()),
+            (401, "unauthorized"),
+            "reset ends every older session"
+        );
+    }
+    let me = app.me(&new_token).await;
     assert_eq!(
-        app.me(&old_token).await.status,
-        401,
-        "reset ends every session"
+        (me.status, &me.body["email"]),
+        (200, &json!("rita@example.com")),
+        "{}",
+        me.raw
     );
     assert_eq!(
         app.login("rita@example.com", "old password").await.status,

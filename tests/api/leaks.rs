@@ -80,6 +80,10 @@ async fn no_secret_reaches_any_output() {
     codes.push(smtp.wait_for_nth(user, 3, WAIT).await.code());
     let r = app.reset_password(user, &codes[2], pw2).await;
     assert_eq!(r.status, 200, "{}", r.raw);
+    tokens.push(r.body["token"].as_str().unwrap().to_string());
+    let r = app.jwt(&tokens[3]).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let jwt = r.body["jwt"].as_str().unwrap().to_string();
     smtp.wait_for_nth(user, 4, WAIT).await; // the password-changed notice
     app.wait_outbox(user, |m| m["status"] == "sent", WAIT).await;
 
@@ -125,6 +129,9 @@ async fn no_secret_reaches_any_output() {
     ];
     secrets.extend(tokens.iter().map(|t| ("a session token", t.clone())));
     secrets.extend(codes.iter().map(|c| ("a code", c.clone())));
+    // Its signature part: the header and claims are the same for every token.
+    let signature = jwt.rsplit('.').next().unwrap().to_string();
+    secrets.push(("a JWT's signature", signature));
     let mut found = Vec::new();
     for (what, secret) in &secrets {
         let n = occurrences(&seen, secret);

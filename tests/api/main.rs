@@ -15,6 +15,7 @@ mod fencing;
 mod flows;
 mod hardening;
 mod input;
+mod jwt;
 mod leaks;
 mod limits;
 mod multi;

@@ -345,6 +345,8 @@ async fn openapi_describes_the_api() {
         "/api/auth/reset-password",
         "/api/auth/me",
         "/api/auth/logout",
+        "/api/auth/jwt",
+        "/.well-known/jwks.json",
         "/api/admin/outbox",
         "/api/admin/stats",
         "/healthz",

@@ -17,9 +17,41 @@ pub struct Reply {
     pub raw: String,
 }
 
+/// `SESSION_TTL_SECS` when a test leaves it alone.
+pub const SESSION_TTL_SECS: i64 = 2_592_000;
+
 impl Reply {
     pub fn error_code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The token of a new session (register, login, login-code,
+    /// reset-password), once the whole answer is checked: exactly `token`,
+    /// `expires_at` (RFC 3339, `ttl_secs` from now) and `user` (`id`, `email`).
+    pub fn session_token(&self, email: &str, ttl_secs: i64) -> String {
+        let body = self
+            .body
+            .as_object()
+            .unwrap_or_else(|| panic!("{}", self.raw));
+        let mut keys: Vec<&str> = body.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["expires_at", "token", "user"], "{}", self.raw);
+        let user = body["user"].as_object().unwrap();
+        assert_eq!(user.len(), 2, "user is id and email: {}", self.raw);
+        assert!(user["id"].is_string(), "{}", self.raw);
+        assert_eq!(user["email"], email, "{}", self.raw);
+        let now = time_now();
+        let expected: Vec<String> = (now - 5..=now)
+            .map(|t| authmail::clock::rfc3339(t + ttl_secs))
+            .collect();
+        let expires_at = body["expires_at"].as_str().unwrap();
+        assert!(
+            expected.iter().any(|e| e == expires_at),
+            "expires_at {expires_at} is not {ttl_secs} s from now ({expected:?})"
+        );
+        let token = body["token"].as_str().unwrap();
+        assert!(token.len() >= 32, "{}", self.raw);
+        token.to_string()
     }
 
     pub fn retry_after(&self) -> Option<u64> {
@@ -156,6 +188,17 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/auth/jwt` with the session `token`.
+    pub async fn jwt(&self, token: &str) -> Reply {
+        self.request(
+            "POST",
+            "/api/auth/jwt",
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await
+    }
+
     pub async fn logout(&self, token: &str) -> Reply {
         self.request(
             "POST",
@@ -219,4 +262,12 @@ pub async fn into_reply(resp: reqwest::Response) -> Reply {
         body,
         raw,
     }
+}
+
+/// Unix seconds now, as the app's system clock reads them.
+pub fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
