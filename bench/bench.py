@@ -351,6 +351,30 @@ def login_code_rate(app, tag):
     return wrk(app.base + "/api/auth/login-code", "login_code.lua", env={"BENCH_PAIRS": pairs})
 
 
+def jwt_rate(app, tag):
+    """POST /api/auth/jwt req/s for one signed-in session."""
+    email, password = f"jwt{tag}@bench.test", "bench password 1"
+    register_user(app, email, password)
+    status, body = http_post(app.base + "/api/auth/login", {"email": email, "password": password})
+    assert status == 200, status
+    return wrk(app.base + "/api/auth/jwt", "jwt.lua", env={"BENCH_TOKEN": body["token"]})[0]
+
+
+def jwt_only():
+    """`bench/run jwt`: the JWT row and the /healthz ceiling it is measured against."""
+    ceiling, jwt = [], []
+    for run in range(RUNS):
+        app = Authmail()
+        ceiling.append(wrk(app.base + "/healthz")[0])
+        jwt.append(jwt_rate(app, run))
+        app.stop()
+    c, j = median(ceiling), median(jwt)
+    print()
+    print(f"authmail bench (JWT row only): {RUNS} runs, median; {os.cpu_count()} cores; SQLite; wrk -t2 -c64 -d{DURATION}")
+    print(f"{'HTTP ceiling':<16} {f'{c:,.0f} req/s on /healthz':<52} {'reference (1.0)':<34} yes")
+    print(f"{'JWT issue':<16} {f'{j:,.0f} req/s = {j / c:.2f} x ceiling':<52} {'>= 0.3 x ceiling':<34} {'yes' if j / c >= 0.3 else 'NO'}")
+
+
 def postgres_rows(pool):
     """send-code, login-code and delivery again with DATABASE_URL on PostgreSQL."""
     global PG
@@ -377,6 +401,7 @@ def main():
     import peer
 
     start_ms, ceiling, send, send_p99, login_code, idle, loaded = [], [], [], [], [], [], []
+    jwt = []
     half_p99 = []
     peer_send, peer_verify = [], []
     for run in range(RUNS):
@@ -405,6 +430,11 @@ def main():
         rate, verify = peer.peer_run(str(run))  # Better Auth, the same two rows, right after
         peer_send.append(rate)
         peer_verify.append(verify)
+
+    for run in range(RUNS):  # on the dev mailbox, where the row's account can be registered
+        app = Authmail()
+        jwt.append(jwt_rate(app, run))
+        app.stop()
 
     # Password login: argon2id on blocking threads while /healthz is measured.
     dev = Authmail()
@@ -444,6 +474,8 @@ def main():
     row("send-code half", f"p99 {median(half_p99):.2f} ms at ~{s / 2:,.0f} req/s", "p99 <= 10 ms", median(half_p99) <= 10)
     lc = median(login_code)
     row("login-code", f"{lc:,.0f} req/s = {lc / c:.2f} x ceiling", ">= 0.15 x ceiling", lc / c >= 0.15)
+    j = median(jwt)
+    row("JWT issue", f"{j:,.0f} req/s = {j / c:.2f} x ceiling", ">= 0.3 x ceiling", j / c >= 0.3)
     ps, pv = median(peer_send), median(peer_verify)
     row("peer send-code", f"authmail {s:,.0f} req/s = {s / ps:.1f} x Better Auth ({ps:,.0f} req/s)", ">= 10 x", s / ps >= 10)
     row("peer verify", f"authmail {lc:,.0f} req/s = {lc / pv:.1f} x Better Auth ({pv:,.0f} req/s)", ">= 5 x", lc / pv >= 5)
@@ -464,4 +496,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    jwt_only() if sys.argv[1:] == ["jwt"] else main()

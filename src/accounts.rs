@@ -161,19 +161,12 @@ impl Accounts {
         code: &str,
     ) -> Result<Session, ApiError> {
         let guess = self.codes.guess(email, Purpose::Login, code)?;
-        let token = Keys::new_token();
-        let new = self.new_session(&token);
-        let expires_at = new.expires_at;
-        let (check, live) = self.storage.login_with_code(guess, new).await?;
+        let opening = self.opening();
+        let (check, live) = self.storage.login_with_code(guess, opening.row).await?;
         self.codes.judge(check)?;
         // Login codes are only issued to accounts; one deleted since reads as a bad code.
         let live = live.ok_or(ApiError::InvalidCode)?;
-        Ok(Session {
-            id: live.session_id,
-            user: live.user,
-            token,
-            expires_at,
-        })
+        Ok(opening.opened(live.session_id, live.user))
     }
 
     /// Every older session of the account ends; the one returned is the
@@ -203,19 +196,12 @@ impl Accounts {
             payload: None,
             expires_at: now + NOTICE_RETRY_SECS,
         };
-        let token = Keys::new_token();
-        let new = self.new_session(&token);
-        let expires_at = new.expires_at;
+        let opening = self.opening();
         let id = self
             .storage
-            .reset_password(user.id, &hash, notice, new)
+            .reset_password(user.id, &hash, notice, opening.row)
             .await?;
-        Ok(Session {
-            id,
-            user,
-            token,
-            expires_at,
-        })
+        Ok(opening.opened(id, user))
     }
 
     /// The live session `token` proves, and whose it is.
@@ -242,24 +228,39 @@ impl Accounts {
     }
 
     async fn start_session(&self, user: User) -> Result<Session, ApiError> {
-        let token = Keys::new_token();
-        let new = self.new_session(&token);
-        let expires_at = new.expires_at;
-        let id = self.storage.create_session(user.id, new).await?;
-        Ok(Session {
-            id,
-            user,
-            token,
-            expires_at,
-        })
+        let opening = self.opening();
+        let id = self.storage.create_session(user.id, opening.row).await?;
+        Ok(opening.opened(id, user))
     }
 
-    fn new_session(&self, token: &str) -> NewSession {
+    /// A new token and the row that stores its hash, from now for `SESSION_TTL_SECS`.
+    fn opening(&self) -> Opening {
+        let token = Keys::new_token();
         let now = self.clock.now();
-        NewSession {
-            token_hash: self.keys.token_hash(token),
+        let row = NewSession {
+            token_hash: self.keys.token_hash(&token),
             created_at: now,
             expires_at: now + self.session_ttl_secs,
+        };
+        Opening { token, row }
+    }
+}
+
+/// A session on its way into the database: the token for the client, the
+/// row for the database.
+struct Opening {
+    token: String,
+    row: NewSession,
+}
+
+impl Opening {
+    /// The session, once stored as `id` for `user`.
+    fn opened(self, id: i64, user: User) -> Session {
+        Session {
+            id,
+            user,
+            token: self.token,
+            expires_at: self.row.expires_at,
         }
     }
 }

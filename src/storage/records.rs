@@ -206,6 +206,7 @@ impl CodeGuess {
 }
 
 /// A session to open, keyed by its token's hash.
+#[derive(Clone, Copy)]
 pub struct NewSession {
     pub token_hash: [u8; 32],
     pub created_at: i64,
