@@ -30,6 +30,10 @@ pub async fn connect(url: &str, options: &PoolSettings) -> Result<(SqlitePool, W
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.timeout)
+        // A SQLite connection is a file in this process: no server can have
+        // hung up on it, and the ping sqlx sends to test one is a round trip
+        // to the connection's thread before every read.
+        .test_before_acquire(false)
         .after_release(|conn, _| {
             Box::pin(async move {
                 // A failed COMMIT (disk full) is rolled back by SQLite itself, so
@@ -37,7 +41,12 @@ pub async fn connect(url: &str, options: &PoolSettings) -> Result<(SqlitePool, W
                 // sqlx goes on believing one is open: every later BEGIN on this
                 // connection would be refused (500s until a restart). Flush the
                 // queued rollback, and drop a connection that is still in one.
-                conn.ping().await?;
+                // Only then: a connection in no transaction has nothing queued,
+                // and a ping on every release cost every read a second trip to
+                // the connection's thread.
+                if conn.is_in_transaction() {
+                    conn.ping().await?;
+                }
                 Ok(!conn.is_in_transaction())
             })
         })
