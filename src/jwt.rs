@@ -9,6 +9,7 @@
 //! some instance for that long; it stays published until `JWT_TTL_SECS`
 //! after that, when every token it signed has expired.
 
+mod provider;
 mod signing_key;
 
 use std::sync::{Arc, RwLock};
@@ -46,15 +47,18 @@ impl From<JwtError> for ApiError {
     }
 }
 
-/// Issues JWTs and lists the keys that verify them.
+/// Issues JWTs and lists the keys that verify them. Cheap to clone (the
+/// state clones it for every request).
 #[derive(Clone)]
-pub struct Jwt {
+pub struct Jwt(Arc<Inner>);
+
+struct Inner {
     storage: Storage,
     sealer: Sealer,
     clock: Clock,
     issuer: String,
     settings: JwtSettings,
-    current: Arc<RwLock<Option<Current>>>,
+    current: RwLock<Option<Current>>,
 }
 
 /// The signing key as this instance last read it, and when (clock seconds).
@@ -103,14 +107,15 @@ impl Jwt {
         issuer: String,
         settings: JwtSettings,
     ) -> Self {
-        Self {
+        provider::install();
+        Self(Arc::new(Inner {
             storage,
             sealer: Sealer::new(keys),
             clock,
             issuer,
             settings,
-            current: Arc::default(),
-        }
+            current: RwLock::default(),
+        }))
     }
 
     /// Makes the first key if there is none yet, and checks that the
@@ -123,16 +128,16 @@ impl Jwt {
     /// A token for the session's user, signed with the current key.
     pub async fn issue(&self, session: &LiveSession) -> Result<Issued, JwtError> {
         let key = self.current_key().await?;
-        let now = self.clock.now();
-        let expires_at = now + self.settings.ttl_secs;
+        let now = self.0.clock.now();
+        let expires_at = now + self.0.settings.ttl_secs;
         let claims = Claims {
-            iss: &self.issuer,
+            iss: &self.0.issuer,
             sub: session.user.id.to_string(),
             email: &session.user.email,
             sid: session.session_id.to_string(),
             iat: now,
             exp: expires_at,
-            aud: self.settings.audience.as_deref(),
+            aud: self.0.settings.audience.as_deref(),
         };
         Ok(Issued {
             jwt: key.sign(&claims)?,
@@ -142,8 +147,8 @@ impl Jwt {
 
     /// The current key and every retired one a live token may still name.
     pub async fn published_keys(&self) -> Result<Vec<PublicKey>, JwtError> {
-        let retired_after = self.clock.now() - published_for(self.settings.ttl_secs);
-        let keys = self.storage.published_jwt_keys(retired_after).await?;
+        let retired_after = self.0.clock.now() - published_for(self.0.settings.ttl_secs);
+        let keys = self.0.storage.published_jwt_keys(retired_after).await?;
         Ok(keys
             .into_iter()
             .map(|k| PublicKey {
@@ -156,8 +161,9 @@ impl Jwt {
     /// The key to sign with: the one read less than [`REFRESH_SECS`] ago, or
     /// the current one read again (opened again only when it changed).
     async fn current_key(&self) -> Result<Arc<ActiveKey>, JwtError> {
-        let now = self.clock.now();
+        let now = self.0.clock.now();
         let cached = self
+            .0
             .current
             .read()
             .expect("not poisoned")
@@ -169,22 +175,22 @@ impl Jwt {
         if let Some((key, true)) = cached {
             return Ok(key);
         }
-        let stored = match self.storage.current_jwt_key().await? {
+        let stored = match self.0.storage.current_jwt_key().await? {
             Some(stored) => stored,
             None => {
-                let first = signing_key::generate(&self.sealer)?;
-                self.storage.insert_first_jwt_key(first, now).await?;
+                let first = signing_key::generate(&self.0.sealer)?;
+                self.0.storage.insert_first_jwt_key(first, now).await?;
                 // Another instance may have stored its own first: read the one that won.
-                let current = self.storage.current_jwt_key().await?;
+                let current = self.0.storage.current_jwt_key().await?;
                 current
                     .ok_or_else(|| StorageError::Other("no JWT signing key was stored".into()))?
             }
         };
         let key = match cached {
             Some((key, _)) if key.kid == stored.kid => key,
-            _ => Arc::new(ActiveKey::open(&stored, &self.sealer)?),
+            _ => Arc::new(ActiveKey::open(&stored, &self.0.sealer)?),
         };
-        *self.current.write().expect("not poisoned") = Some(Current {
+        *self.0.current.write().expect("not poisoned") = Some(Current {
             key: Arc::clone(&key),
             checked_at: now,
         });
@@ -206,6 +212,7 @@ pub async fn rotate(
     settings: &JwtSettings,
     now: i64,
 ) -> Result<Rotated, JwtError> {
+    provider::install();
     let key = signing_key::generate(&Sealer::new(keys))?;
     let kid = key.kid.clone();
     let replaced = storage.rotate_jwt_key(key, now).await?;

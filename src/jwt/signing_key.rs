@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::SigningKey as Ed25519Key;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
@@ -102,7 +102,14 @@ impl ActiveKey {
         if key.verifying_key().as_bytes().as_slice() != stored.public_key {
             return Err(sealed());
         }
-        let der = key.to_pkcs8_der().map_err(|_| sealed())?;
+        // PKCS#8 v1, without the public key: the signer derives that from the
+        // seed anyway, and would otherwise decode and compare it on every token.
+        let der = KeypairBytes {
+            secret_key: seed,
+            public_key: None,
+        }
+        .to_pkcs8_der()
+        .map_err(|_| sealed())?;
         Ok(Self {
             kid: stored.kid.clone(),
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
