@@ -26,6 +26,9 @@ pub fn install() {
     let _ = provider.install_default();
 }
 
+/// What a `CryptoProvider` makes signers with.
+type SignerFactory = fn(&Algorithm, &EncodingKey) -> Result<Box<dyn JwtSigner>, Error>;
+
 fn signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
     if *alg != Algorithm::EdDSA {
         return (rust_crypto::DEFAULT_PROVIDER.signer_factory)(alg, key);
@@ -78,10 +81,7 @@ mod tests {
         EncodingKey::from_ed_der(der.as_bytes())
     }
 
-    fn sign(
-        factory: fn(&Algorithm, &EncodingKey) -> Result<Box<dyn JwtSigner>, Error>,
-        key: &EncodingKey,
-    ) -> Vec<u8> {
+    fn sign(factory: SignerFactory, key: &EncodingKey) -> Vec<u8> {
         factory(&Algorithm::EdDSA, key)
             .unwrap()
             .try_sign(b"header.claims")
