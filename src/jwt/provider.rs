@@ -26,9 +26,6 @@ pub fn install() {
     let _ = provider.install_default();
 }
 
-/// What a `CryptoProvider` makes signers with.
-type SignerFactory = fn(&Algorithm, &EncodingKey) -> Result<Box<dyn JwtSigner>, Error>;
-
 fn signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {
     if *alg != Algorithm::EdDSA {
         return (rust_crypto::DEFAULT_PROVIDER.signer_factory)(alg, key);
@@ -70,6 +67,9 @@ impl JwtSigner for EdDsa {
 mod tests {
     use super::*;
     use ed25519_dalek::pkcs8::{EncodePrivateKey, KeypairBytes};
+
+    /// What a `CryptoProvider` makes signers with.
+    type SignerFactory = fn(&Algorithm, &EncodingKey) -> Result<Box<dyn JwtSigner>, Error>;
 
     fn key(seed: u8) -> EncodingKey {
         let der = KeypairBytes {

@@ -245,7 +245,7 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() {
     app.db
         .exec("UPDATE jwt_keys SET retired_at = retired_at - 66 WHERE retired_at IS NOT NULL")
         .await;
-    assert_eq!(jwks_kids(&app).await, [new_kid.clone()]);
+    assert_eq!(jwks_kids(&app).await, [new_kid]);
     let refused = pyjwt(&app, &old_jwt, None).unwrap_err();
     assert!(refused.contains("PyJWKClientError"), "{refused}");
     assert!(pyjwt(&app, &new_jwt, None).is_ok());
