@@ -473,3 +473,69 @@ async fn multi_instance_two_instances_share_one_key() {
         "the old key is still published"
     );
 }
+
+/// The signing key is sealed under SECRET_KEY: started with another one,
+/// `serve` refuses with a line saying what to do, and `keys rotate` (with the
+/// new secret) makes a key it can use. Only on a file that exists.
+#[tokio::test]
+async fn a_key_sealed_under_another_secret_key_stops_start_up_until_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("authmail.db");
+    let url = format!("sqlite://{}", file.display());
+    let (old, new) = (
+        "first-secret-key-0123456789abcdef0123",
+        "second-secret-key-0123456789abcdef012",
+    );
+    let first = TestApp::builder()
+        .sqlite_file(file.clone())
+        .env("SECRET_KEY", old)
+        .start()
+        .await;
+    let old_kid = jwks_kids(&first).await[0].clone();
+    drop(first);
+
+    let run = |args: &[&str], secret: &str| {
+        let child = Command::new(bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("DATABASE_URL", &url)
+            .env("BIND", "127.0.0.1:0")
+            .env("SECRET_KEY", secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        output_within(child, Duration::from_secs(30)).expect("authmail exited")
+    };
+    let refused = run(&["serve"], new);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the JWT signing key {old_kid} cannot be opened with this SECRET_KEY"
+        )) && said.contains("authmail keys rotate"),
+        "{said}"
+    );
+
+    assert!(run(&["keys", "rotate"], new).status.success());
+    let second = TestApp::builder()
+        .sqlite_file(file.clone())
+        .env("SECRET_KEY", new)
+        .no_limits()
+        .start()
+        .await;
+    let (_, token) = signed_in(&second, "sk@example.com").await;
+    let verified = pyjwt(&second, &jwt(&second, &token, 600).await, None).expect("verifies");
+    assert_ne!(kid(&verified), old_kid);
+
+    let missing = format!("sqlite://{}", dir.path().join("typo.db").display());
+    let out = Command::new(bin())
+        .args(["keys", "rotate", "--lang", "en"])
+        .env_clear()
+        .env("DATABASE_URL", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!dir.path().join("typo.db").exists(), "nothing created");
+}
