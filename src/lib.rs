@@ -1,5 +1,5 @@
 //! authmail: email verification codes and the account flows built on them,
-//! with a durable SMTP outbox. See ../shared/contract.md for the interface.
+//! with a durable SMTP outbox. The interface is described in the README and docs/.
 
 pub mod accounts;
 pub mod api;

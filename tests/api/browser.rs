@@ -56,6 +56,7 @@ fn require_tools() {
 async fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
     require_tools();
     let app = TestApp::builder()
+        .process()
         .envs(env)
         // Every page load comes from 127.0.0.1: the per-IP limit is not under test here.
         .env("RATE_IP_PER_HOUR", "0")

@@ -190,6 +190,7 @@ SMTP_USER=a@qq.com
 #[tokio::test]
 async fn an_unknown_name_in_the_environment_is_a_warning_at_start() {
     let app = TestApp::builder()
+        .process()
         .envs(&[("SMTP_PROVIDR", "qq"), ("MAIL_LANG", "en")])
         .start()
         .await;
@@ -458,7 +459,7 @@ fn help_on_each_command() {
 
 #[tokio::test]
 async fn dev_mode_says_where_the_mailbox_is_and_sigterm_exits_cleanly() {
-    let mut app = TestApp::builder().start().await;
+    let mut app = TestApp::builder().process().start().await;
     assert!(
         app.logs().contains("/dev/mailbox"),
         "start-up line names the mailbox: {}",
@@ -480,6 +481,7 @@ async fn dev_mode_says_where_the_mailbox_is_and_sigterm_exits_cleanly() {
 #[tokio::test]
 async fn with_smtp_configured_the_dev_mailbox_is_gone() {
     let app = TestApp::builder()
+        .process()
         .envs(&[
             ("SMTP_SERVER", "127.0.0.1"),
             ("SMTP_PORT", "9"),

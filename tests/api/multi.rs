@@ -27,13 +27,17 @@ struct Cluster {
 /// One of several instances sharing the PostgreSQL database `db`, behind
 /// nginx and mailing through the plain SMTP server at `smtp_port`.
 fn instance(db: &TestDb, smtp_port: u16) -> Builder {
-    TestApp::builder().db(TestDb::at(&db.url())).admin().envs(&[
-        ("SMTP_SERVER", "127.0.0.1"),
-        ("SMTP_SECURITY", "none"),
-        ("SMTP_FROM", "noreply@authmail.test"),
-        ("TRUSTED_PROXIES", "127.0.0.1/32"),
-        ("SMTP_PORT", &smtp_port.to_string()),
-    ])
+    TestApp::builder()
+        .process()
+        .db(TestDb::at(&db.url()))
+        .admin()
+        .envs(&[
+            ("SMTP_SERVER", "127.0.0.1"),
+            ("SMTP_SECURITY", "none"),
+            ("SMTP_FROM", "noreply@authmail.test"),
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("SMTP_PORT", &smtp_port.to_string()),
+        ])
 }
 
 /// Three instances; `settings` adds to each one's.

@@ -94,7 +94,11 @@ async fn admin_api_needs_the_token_and_is_absent_without_one() {
 async fn outbox_stats_cli_and_metrics_match_what_happened() {
     let certs = Certs::generate();
     let smtp = bouncing_server(&certs);
-    let app = app_for(&smtp).env("MAIL_LANG", "en").start().await;
+    let app = app_for(&smtp)
+        .process()
+        .env("MAIL_LANG", "en")
+        .start()
+        .await;
 
     assert_eq!(
         app.send_code("good@example.com", "register").await.status,
@@ -205,7 +209,11 @@ async fn failed_try_logs_one_line_with_masked_recipient_and_diagnosis() {
     let mut options = SmtpOptions::new(Mode::StartTls);
     options.auth_fail = true;
     let smtp = SmtpServer::start(&certs, options);
-    let app = app_for(&smtp).env("SMTP_PROVIDER", "qq").start().await;
+    let app = app_for(&smtp)
+        .process()
+        .env("SMTP_PROVIDER", "qq")
+        .start()
+        .await;
     assert_eq!(
         app.send_code("alice@example.com", "register").await.status,
         202
