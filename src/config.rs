@@ -60,11 +60,19 @@ pub struct AlertSettings {
     pub min_samples: i64,
 }
 
+/// How long an idle keep-alive connection is kept.
+pub const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(60);
+
 /// The HTTP listeners' limits (`HTTP_TIMEOUT_SECS`, `HTTP_MAX_CONNECTIONS`, `METRICS_BIND`).
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// Time a client has to send a request's headers, and then its body.
     pub timeout: Duration,
+    /// Keep-alive connections with no request in progress close after this:
+    /// always [`IDLE_KEEP_ALIVE`] from the environment; an app built in a test
+    /// may shorten it rather than wait a minute.
+    pub idle: Duration,
     pub max_connections: usize,
     /// A second listener that serves only `/metrics`, to anyone who reaches it.
     pub metrics_bind: Option<SocketAddr>,
@@ -313,6 +321,7 @@ fn http_settings(src: &Source) -> Result<HttpSettings, ConfigError> {
     };
     Ok(HttpSettings {
         timeout: Duration::from_secs(src.num("HTTP_TIMEOUT_SECS", 10, 1..=300)?),
+        idle: IDLE_KEEP_ALIVE,
         max_connections: src.num("HTTP_MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
         metrics_bind,
     })

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use authmail::clock::Clock;
+use authmail::config::Settings;
 
 use super::app::{Runner, TestApp};
 use super::db::TestDb;
-use super::in_process::InProcess;
+use super::in_process::{Adjust, InProcess};
 use super::process::Process;
 use super::smtp::SmtpServer;
 use super::turns::Turn;
@@ -26,6 +27,7 @@ pub struct Builder {
     process: bool,
     manual_clock: bool,
     stepped_worker: bool,
+    adjust: Option<Adjust>,
     db: Option<TestDb>,
     sqlite_file: Option<PathBuf>,
 }
@@ -107,6 +109,13 @@ impl Builder {
         self
     }
 
+    /// A change to the settings no environment variable can make (the idle
+    /// keep-alive time, say). In-process only.
+    pub fn adjust(mut self, f: impl Fn(&mut Settings) + Send + Sync + 'static) -> Builder {
+        self.adjust = Some(Box::new(f));
+        self
+    }
+
     /// On this database instead of the one the test run chose (several
     /// instances sharing one PostgreSQL database, say).
     pub fn db(mut self, db: TestDb) -> Builder {
@@ -142,7 +151,7 @@ impl Builder {
         .collect::<HashMap<_, _>>();
         let runner = if self.process {
             assert!(
-                !self.manual_clock && !self.stepped_worker,
+                !self.manual_clock && !self.stepped_worker && self.adjust.is_none(),
                 "a clock or worker to drive needs the in-process app"
             );
             Runner::Process(Process::new(settings, dir.path()))
@@ -151,7 +160,12 @@ impl Builder {
                 true => Clock::manual(Clock::system().now()),
                 false => Clock::system(),
             };
-            Runner::InProcess(InProcess::new(settings, clock, !self.stepped_worker))
+            Runner::InProcess(InProcess::new(
+                settings,
+                self.adjust,
+                clock,
+                !self.stepped_worker,
+            ))
         };
         let token = self.admin.then_some(ADMIN_TOKEN);
         TestApp::start(db, dir, runner, token, turn).await

@@ -20,8 +20,12 @@ use tokio::sync::oneshot;
 /// How long a stopped app may take to finish the sends in flight.
 const STOP_WITHIN: Duration = Duration::from_secs(20);
 
+/// A change to the settings that no environment variable can make.
+pub type Adjust = Box<dyn Fn(&mut Settings) + Send + Sync>;
+
 pub struct InProcess {
     settings: HashMap<String, String>,
+    adjust: Option<Adjust>,
     pub clock: Clock,
     background_worker: bool,
     running: Option<Running>,
@@ -38,11 +42,13 @@ struct Running {
 impl InProcess {
     pub fn new(
         settings: HashMap<String, String>,
+        adjust: Option<Adjust>,
         clock: Clock,
         background_worker: bool,
     ) -> InProcess {
         InProcess {
             settings,
+            adjust,
             clock,
             background_worker,
             running: None,
@@ -61,8 +67,11 @@ impl InProcess {
         // same-origin check follow from it.
         let mut settings = self.settings.clone();
         settings.insert("BIND".into(), bound.to_string());
-        let settings = Settings::from_source(&Source::from_map(settings))
+        let mut settings = Settings::from_source(&Source::from_map(settings))
             .unwrap_or_else(|e| panic!("{}", e.render(Default::default())));
+        if let Some(adjust) = &self.adjust {
+            adjust(&mut settings);
+        }
         let (built_tx, built_rx) = oneshot::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
         let (stopped_tx, stopped) = mpsc::channel();
