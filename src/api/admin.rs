@@ -3,7 +3,7 @@
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -13,10 +13,11 @@ use super::auth::bearer;
 use super::AppState;
 use crate::clock;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 use crate::storage::OutboxEntry;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/admin/outbox", get(outbox))
         .route("/api/admin/stats", get(stats))
 }

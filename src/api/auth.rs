@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -14,10 +14,11 @@ use crate::accounts::Session;
 use crate::clock;
 use crate::domain::{EmailAddress, Password, Purpose};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 use crate::storage::User;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/auth/send-code", post(send_code))
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))

@@ -4,22 +4,23 @@ use axum::extract::State;
 use axum::middleware;
 use axum::response::Html;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use super::AppState;
 use crate::clock;
 use crate::error::ApiError;
+use crate::routes::Routes;
 use crate::storage::DevMail;
 
 const SHOWN: i64 = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/dev/mailbox", get(mailbox_html))
         .route("/dev/mailbox.json", get(mailbox_json))
         // Codes on a page: the same framing, sniffing and cache rules as the pages.
-        .layer(middleware::from_fn(crate::pages::security_headers))
+        .map(|r| r.layer(middleware::from_fn(crate::pages::security_headers)))
 }
 
 async fn mailbox_json(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -2,11 +2,11 @@
 //! from the handlers' own request and response types.
 
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::AppState;
+use crate::routes::Routes;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,6 @@ impl Modify for BearerAuth {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/openapi.json", get(|| async { Json(openapi()) }))
+pub fn router() -> Routes {
+    Routes::new().route("/api/openapi.json", get(|| async { Json(openapi()) }))
 }

@@ -12,6 +12,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::{AppState, ClientIp};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 
 #[derive(OpenApi)]
 #[openapi(paths(healthz, readyz, metrics))]
@@ -23,8 +24,8 @@ struct Health {
     status: &'static str,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

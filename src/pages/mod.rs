@@ -20,17 +20,17 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
 
-use crate::state::AppState;
+use crate::routes::Routes;
 use view::Pages;
 
 /// No inline script or style anywhere: only the two files under /static.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/", get(|| async { Redirect::to("/account") }))
         .route(
             "/register",
@@ -46,8 +46,10 @@ pub fn router() -> Router<AppState> {
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
         .route("/static/favicon.svg", get(assets::icon))
-        .layer(middleware::from_fn(security_headers))
-        .layer(Extension(Arc::new(Pages::new())))
+        .map(|r| {
+            r.layer(middleware::from_fn(security_headers))
+                .layer(Extension(Arc::new(Pages::new())))
+        })
 }
 
 pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
