@@ -18,6 +18,7 @@ mod input;
 mod leaks;
 mod limits;
 mod multi;
+mod openapi;
 mod operate;
 mod oracle;
 mod pages;

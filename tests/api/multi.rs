@@ -25,9 +25,11 @@ struct Cluster {
 }
 
 /// One of several instances sharing the PostgreSQL database `db`, behind
-/// nginx and mailing through the plain SMTP server at `smtp_port`.
+/// nginx and mailing through the plain SMTP server at `smtp_port`. Real
+/// processes: the tests kill one and read their logs.
 fn instance(db: &TestDb, smtp_port: u16) -> Builder {
-    TestApp::builder().db(TestDb::at(&db.url())).admin().envs(&[
+    let app = TestApp::builder().process();
+    app.db(TestDb::at(&db.url())).admin().envs(&[
         ("SMTP_SERVER", "127.0.0.1"),
         ("SMTP_SECURITY", "none"),
         ("SMTP_FROM", "noreply@authmail.test"),
