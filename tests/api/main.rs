@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod codes;
 mod delivery;
+mod deploy;
 mod doctor;
 mod durability;
 mod fencing;

@@ -47,14 +47,15 @@ async fn cluster(settings: fn(Builder) -> Builder) -> Cluster {
     for _ in 0..3 {
         apps.push(settings(instance(&db, smtp.port)).start().await);
     }
-    let lb = Nginx::start(&apps.iter().map(|a| a.port).collect::<Vec<_>>());
+    let lb = Nginx::start(&apps.iter().map(|a| a.port).collect::<Vec<_>>(), &certs);
+    let client = lb.client.clone();
     Cluster {
         db,
         apps,
         lb,
         smtp,
         _certs: certs,
-        client: reqwest::Client::new(),
+        client,
     }
 }
 
