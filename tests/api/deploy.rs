@@ -1,6 +1,7 @@
-//! The deployment files in `contrib/`: the systemd unit passes
-//! `systemd-analyze verify` and its security review, and the nginx site
-//! config serves authmail over TLS as docs/deploy.md says.
+//! What docs/deploy.md tells operators to do: the systemd unit in `contrib/`
+//! passes `systemd-analyze verify` and its security review, the nginx site
+//! config serves authmail over TLS, and a SQLite backup taken while running
+//! restores.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -125,4 +126,55 @@ async fn nginx_serves_authmail_over_tls_with_the_contrib_config() {
         .unwrap();
     let r = into_reply(r).await;
     assert_eq!((r.status, r.error_code()), (413, "payload_too_large"));
+}
+
+/// docs/deploy.md's backup: `sqlite3 .backup` while authmail runs gives a
+/// database another authmail starts on, with the accounts, the sessions and
+/// the stored secret key that keys them.
+#[tokio::test]
+async fn a_sqlite_backup_taken_while_running_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, copy) = (dir.path().join("live.db"), dir.path().join("copy.db"));
+    let app = TestApp::builder().sqlite_file(live.clone()).start().await;
+    app.register_via_dev_mailbox("kept@example.com", "a long password")
+        .await;
+    let token = app.login("kept@example.com", "a long password").await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Writes going on meanwhile: the backup is a consistent snapshot anyway.
+    let writes = async {
+        for i in 0..20 {
+            let r = app
+                .send_code(&format!("busy{i}@example.com"), "register")
+                .await;
+            assert_eq!(r.status, 202, "{}", r.raw);
+        }
+    };
+    let backup = tokio::task::spawn_blocking({
+        let (live, copy) = (live.clone(), copy.clone());
+        move || {
+            let child = Command::new("sqlite3")
+                .arg(&live)
+                .arg(format!(".backup '{}'", copy.display()))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("sqlite3 must be installed (scripts/test installs it)");
+            output_within(child, Duration::from_secs(60)).expect("sqlite3 .backup hung")
+        }
+    });
+    let (out, ()) = tokio::join!(backup, writes);
+    let out = out.unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let restored = TestApp::builder().sqlite_file(copy).start().await;
+    let r = restored.me(&token).await;
+    assert_eq!(
+        (r.status, r.body["email"].as_str()),
+        (200, Some("kept@example.com"))
+    );
+    let r = restored.login("kept@example.com", "a long password").await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    drop(app);
 }
