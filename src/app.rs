@@ -27,6 +27,7 @@ use crate::mail::templates::Templates;
 use crate::mail::transport::{send_deadline, SmtpSender};
 use crate::messages::CliText;
 use crate::pages::csrf::CsrfKey;
+use crate::routes::Routes;
 use crate::storage::Storage;
 
 /// Opens the database (creating and migrating it) and settles the secret key.
@@ -255,10 +256,16 @@ fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clo
 /// The main listener's router: the API's routes and the pages', one 404/405
 /// for everything else, the body limit, the state.
 fn router(state: AppState) -> axum::Router {
-    let routes = api::routes(state.settings.dev_mailbox()).merge(crate::pages::router());
+    let routes = routes(state.settings.dev_mailbox()).into_router();
     api::with_fallbacks(routes)
         .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(state)
+}
+
+/// Every route of the main listener: the API's (the dev mailbox's only in
+/// dev mode) and the pages'.
+pub fn routes(dev_mailbox: bool) -> Routes {
+    api::routes(dev_mailbox).merge(crate::pages::router())
 }
 
 /// Keeps the tables bounded: expired codes, old requests and sessions, and

@@ -75,6 +75,28 @@ impl ApiError {
         }
     }
 
+    /// Every `error.code` there is, for the OpenAPI document's enum.
+    pub const CODES: [&'static str; 18] = [
+        "invalid_request",
+        "invalid_email",
+        "invalid_purpose",
+        "invalid_code",
+        "weak_password",
+        "email_taken",
+        "invalid_credentials",
+        "unauthorized",
+        "rate_limited",
+        "too_many_attempts",
+        "unsupported_media_type",
+        "payload_too_large",
+        "headers_too_large",
+        "request_timeout",
+        "not_found",
+        "method_not_allowed",
+        "unavailable",
+        "internal",
+    ];
+
     pub fn code(&self) -> &'static str {
         self.status_and_code().1
     }
@@ -146,5 +168,43 @@ impl From<crate::domain::InvalidEmail> for ApiError {
 impl From<crate::domain::WeakPassword> for ApiError {
     fn from(_: crate::domain::WeakPassword) -> Self {
         Self::WeakPassword
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+
+    /// One of each variant: `CODES` must hold every code they answer with,
+    /// and nothing else.
+    #[test]
+    fn codes_lists_every_code_once() {
+        let every = [
+            ApiError::InvalidRequest(String::new()),
+            ApiError::InvalidEmail(String::new()),
+            ApiError::InvalidPurpose,
+            ApiError::InvalidCode,
+            ApiError::WeakPassword,
+            ApiError::EmailTaken,
+            ApiError::InvalidCredentials,
+            ApiError::Unauthorized,
+            ApiError::RateLimited { retry_after: 1 },
+            ApiError::TooManyAttempts { retry_after: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::HeadersTooLarge,
+            ApiError::RequestTimeout,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::Unavailable,
+            ApiError::Overloaded,
+            ApiError::Internal(anyhow::anyhow!("x")),
+        ];
+        let mut seen: Vec<&str> = every.iter().map(ApiError::code).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let mut listed = ApiError::CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(seen, listed);
     }
 }

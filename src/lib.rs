@@ -1,5 +1,5 @@
 //! authmail: email verification codes and the account flows built on them,
-//! with a durable SMTP outbox. The interface is described in the README and docs/.
+//! with a durable SMTP outbox. The HTTP interface is described in docs/api.md.
 
 pub mod accounts;
 pub mod api;
@@ -20,5 +20,6 @@ pub mod messages;
 pub mod metrics;
 pub mod ops;
 pub mod pages;
+pub mod routes;
 pub mod state;
 pub mod storage;

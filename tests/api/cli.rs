@@ -457,6 +457,20 @@ fn help_on_each_command() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `--version` prints the name and Cargo's version, and reads no settings:
+/// it answers even beside an env file that would stop start-up.
+#[test]
+fn version_prints_the_cargo_version() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "SMTP_PROVIDR=qq\n").unwrap();
+    let out = run(dir.path(), &["--version"], &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("authmail {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 #[tokio::test]
 async fn dev_mode_says_where_the_mailbox_is_and_sigterm_exits_cleanly() {
     let mut app = TestApp::builder().process().start().await;
