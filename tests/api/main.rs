@@ -1,6 +1,7 @@
-//! The integration tests: one binary, one module per subject. Most tests start
-//! the real `authmail` binary through `support::TestApp`; `support` also holds
-//! the SMTP servers, PostgreSQL clusters and nginx the tests run against.
+//! The integration tests: one binary, one module per subject. Most tests build
+//! the app in this process through `support::TestApp`; those whose subject is
+//! the process start the real `authmail` binary (`.process()`). `support` also
+//! holds the SMTP servers, PostgreSQL clusters and nginx the tests run against.
 
 mod support;
 
