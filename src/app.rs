@@ -22,6 +22,7 @@ use crate::config::Settings;
 use crate::domain::Lang;
 use crate::http_server;
 use crate::keys::Keys;
+use crate::mail::alert::{AlertHook, Alerts};
 use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
 use crate::mail::templates::Templates;
 use crate::mail::transport::{send_deadline, SmtpSender};
@@ -118,7 +119,14 @@ impl AppBuilder {
                 .map_err(|e| anyhow::anyhow!("TEMPLATES_DIR: {e}"))?,
         };
         let (storage, keys) = open_storage(&settings).await?;
-        let worker = build_worker(&settings, storage.clone(), &self.clock, templates)?;
+        let alert_hook = AlertHook::new(&settings.alert)?.map(Arc::new);
+        let worker = build_worker(
+            &settings,
+            storage.clone(),
+            &self.clock,
+            templates,
+            alert_hook.clone(),
+        )?;
         let metrics_listener = match settings.http.metrics_bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -128,7 +136,7 @@ impl AppBuilder {
             None => None,
         };
         Ok(App {
-            state: build_state(settings, storage, keys, self.clock),
+            state: build_state(settings, storage, keys, self.clock, alert_hook),
             worker: Arc::new(worker),
             listener,
             metrics_listener,
@@ -222,7 +230,13 @@ async fn join_worker(worker: &mut Option<JoinHandle<()>>) -> Result<(), JoinErro
     }
 }
 
-fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clock) -> AppState {
+fn build_state(
+    settings: Arc<Settings>,
+    storage: Storage,
+    keys: Keys,
+    clock: Clock,
+    alert_hook: Option<Arc<AlertHook>>,
+) -> AppState {
     let domain = message_domain(&settings);
     let codes = Codes::new(
         storage.clone(),
@@ -231,7 +245,8 @@ fn build_state(settings: Arc<Settings>, storage: Storage, keys: Keys, clock: Clo
         settings.codes.clone(),
         &settings.limits,
         domain.clone(),
-    );
+    )
+    .with_alerts(alert_hook);
     let csrf = Arc::new(CsrfKey::derive(&keys));
     let accounts = Accounts::new(
         storage.clone(),
@@ -290,6 +305,7 @@ fn build_worker(
     storage: Storage,
     clock: &Clock,
     templates: Templates,
+    alert_hook: Option<Arc<AlertHook>>,
 ) -> anyhow::Result<Worker> {
     let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
     let (sink, concurrency, lease_secs) = match smtp {
@@ -316,7 +332,7 @@ fn build_worker(
         code_ttl_secs: settings.codes.ttl_secs,
         public_url: settings.public_url.clone(),
         lang: settings.mail_lang,
-        alerts: crate::mail::alert::Alerts::new(&settings.alert, storage, clock.clone())?,
+        alerts: alert_hook.map(|hook| Alerts::new(&settings.alert, hook, storage, clock.clone())),
     })
 }
 

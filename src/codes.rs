@@ -1,12 +1,15 @@
 //! Issuing and checking verification codes. No HTTP here: callers pass parsed
 //! domain values and get domain outcomes or the API error to answer with.
 
+use std::sync::Arc;
+
 use crate::clock::Clock;
 use crate::config::{CodePolicy, RateLimits};
 use crate::domain::{Code, EmailAddress, Lang, Purpose};
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::mail;
+use crate::mail::alert::{AlertHook, SendRateCap};
 use crate::storage::{
     CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind, NewMessage,
     SendLimits, Storage,
@@ -23,6 +26,8 @@ pub struct Codes {
     policy: CodePolicy,
     limits: SendLimits,
     message_domain: String,
+    /// Told when a request fills the global send cap.
+    alerts: Option<Arc<AlertHook>>,
 }
 
 impl Codes {
@@ -38,6 +43,7 @@ impl Codes {
             cooldown_secs: policy.resend_cooldown_secs,
             per_email_per_hour: limits.per_email_per_hour,
             per_ip_per_hour: limits.per_ip_per_hour,
+            global_per_hour: limits.global_per_hour,
         };
         Self {
             storage,
@@ -46,7 +52,14 @@ impl Codes {
             policy,
             limits,
             message_domain,
+            alerts: None,
         }
+    }
+
+    /// Posts `send_rate_cap` to the alert webhook when the global cap fills.
+    pub fn with_alerts(mut self, alerts: Option<Arc<AlertHook>>) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     pub fn policy(&self) -> &CodePolicy {
@@ -84,6 +97,7 @@ impl Codes {
             .storage
             .request_code(CodeRequest {
                 email: email.clone(),
+                mailbox: email.mailbox(),
                 purpose,
                 ip_key: ip_key.to_string(),
                 now,
@@ -96,8 +110,11 @@ impl Codes {
             })
             .await?;
         match outcome {
-            CodeRequestOutcome::Accepted => {
+            CodeRequestOutcome::Accepted { filled_cap } => {
                 crate::metrics::code_issued();
+                if filled_cap {
+                    self.cap_filled();
+                }
                 Ok(())
             }
             CodeRequestOutcome::RateLimited { retry_after } => Err(ApiError::RateLimited {
@@ -106,6 +123,17 @@ impl Codes {
             CodeRequestOutcome::Locked { retry_after } => Err(ApiError::TooManyAttempts {
                 retry_after: retry_after.max(1) as u64,
             }),
+        }
+    }
+
+    fn cap_filled(&self) {
+        let limit = self.limits.global_per_hour;
+        tracing::warn!(
+            limit,
+            "accepted send-codes reached RATE_GLOBAL_PER_HOUR; refusing more this hour"
+        );
+        if let Some(alerts) = &self.alerts {
+            alerts.post(&SendRateCap::new(limit));
         }
     }
 

@@ -49,6 +49,8 @@ pub struct PasswordPolicy {
 pub struct RateLimits {
     pub per_email_per_hour: i64,
     pub per_ip_per_hour: i64,
+    /// Accepted send-codes across all instances per rolling hour.
+    pub global_per_hour: i64,
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -188,6 +190,7 @@ impl RateLimits {
         Ok(Self {
             per_email_per_hour: src.num("RATE_EMAIL_PER_HOUR", 5, 0..=1_000_000)?,
             per_ip_per_hour: src.num("RATE_IP_PER_HOUR", 30, 0..=1_000_000)?,
+            global_per_hour: src.num("RATE_GLOBAL_PER_HOUR", 1000, 0..=100_000_000)?,
             trusted_proxies: trusted_proxies(src)?,
         })
     }

@@ -120,7 +120,7 @@ async fn journeys_in_english() {
 async fn without_javascript() {
     run_scenario(
         "nojs",
-        &[("RESEND_COOLDOWN_SECS", "0"), ("RATE_EMAIL_PER_HOUR", "4")],
+        &[("RESEND_COOLDOWN_SECS", "0"), ("RATE_EMAIL_PER_HOUR", "3")],
     )
     .await;
 }

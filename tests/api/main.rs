@@ -5,6 +5,7 @@
 
 mod support;
 
+mod abuse;
 mod attacks;
 mod browser;
 mod cli;

@@ -39,7 +39,7 @@ async fn old_rows_are_pruned() {
     .await;
     for (table, column) in [
         ("codes", "email"),
-        ("code_requests", "email"),
+        ("code_requests", "mailbox"),
         ("dev_mailbox", "recipient"),
         ("outbox", "recipient"),
     ] {

@@ -58,6 +58,7 @@ impl Builder {
             ("RESEND_COOLDOWN_SECS", "0"),
             ("RATE_EMAIL_PER_HOUR", "0"),
             ("RATE_IP_PER_HOUR", "0"),
+            ("RATE_GLOBAL_PER_HOUR", "0"),
         ])
     }
 

@@ -6,6 +6,7 @@ pub mod in_process;
 pub mod nginx;
 pub mod pg;
 pub mod process;
+pub mod receiver;
 pub mod smtp;
 pub mod turns;
 pub mod wait;
