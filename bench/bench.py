@@ -171,6 +171,7 @@ class Authmail:
             "RATE_EMAIL_PER_HOUR": "0",
             "RATE_IP_PER_HOUR": "0",
             "RATE_GLOBAL_PER_HOUR": "0",
+            "CHALLENGE": "off",
             "LOG_FORMAT": "json",
             "RUST_LOG": "warn",
         }

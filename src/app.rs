@@ -16,6 +16,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use crate::accounts::Accounts;
 use crate::api::{self, AppState};
+use crate::challenge::Challenges;
 use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
@@ -244,9 +245,16 @@ fn build_state(
         clock.clone(),
         settings.codes.clone(),
         &settings.limits,
+        &settings.challenge,
         domain.clone(),
     )
     .with_alerts(alert_hook);
+    let challenges = Challenges::new(
+        storage.clone(),
+        keys.clone(),
+        clock.clone(),
+        settings.challenge.bits,
+    );
     let csrf = Arc::new(CsrfKey::derive(&keys));
     let accounts = Accounts::new(
         storage.clone(),
@@ -261,6 +269,7 @@ fn build_state(
         settings,
         storage,
         codes,
+        challenges,
         accounts,
         clock,
         outbox_wake: Arc::new(Notify::new()),

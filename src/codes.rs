@@ -3,20 +3,31 @@
 
 use std::sync::Arc;
 
+use crate::client_ip::ClientIp;
 use crate::clock::Clock;
-use crate::config::{CodePolicy, RateLimits};
+use crate::config::{ChallengeMode, ChallengeSettings, CodePolicy, RateLimits};
 use crate::domain::{Code, EmailAddress, Lang, Purpose};
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::mail;
 use crate::mail::alert::{AlertHook, SendRateCap};
 use crate::storage::{
-    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind, NewMessage,
-    SendLimits, Storage,
+    ChallengeRule, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind,
+    NewMessage, SendLimits, Storage,
 };
 
 /// How long `CODE_MAX_FAILURES` locks an address's code flows.
 const LOCK_SECS: i64 = 24 * 3600;
+
+/// A send-code request as the API and the pages parsed it.
+pub struct SendRequest<'a> {
+    pub email: &'a EmailAddress,
+    pub purpose: Purpose,
+    pub lang: Lang,
+    pub client: ClientIp,
+    /// It carried a challenge that it solved (`Challenges::redeem`).
+    pub solved: bool,
+}
 
 #[derive(Clone)]
 pub struct Codes {
@@ -25,6 +36,7 @@ pub struct Codes {
     clock: Clock,
     policy: CodePolicy,
     limits: SendLimits,
+    challenge: ChallengeRule,
     message_domain: String,
     /// Told when a request fills the global send cap.
     alerts: Option<Arc<AlertHook>>,
@@ -37,8 +49,16 @@ impl Codes {
         clock: Clock,
         policy: CodePolicy,
         limits: &RateLimits,
+        challenge: &ChallengeSettings,
         message_domain: String,
     ) -> Self {
+        let challenge = match challenge.mode {
+            ChallengeMode::Off => ChallengeRule::Never,
+            ChallengeMode::Always => ChallengeRule::Always,
+            ChallengeMode::Auto => ChallengeRule::Auto {
+                after: challenge.after,
+            },
+        };
         let limits = SendLimits {
             cooldown_secs: policy.resend_cooldown_secs,
             per_email_per_hour: limits.per_email_per_hour,
@@ -51,6 +71,7 @@ impl Codes {
             clock,
             policy,
             limits,
+            challenge,
             message_domain,
             alerts: None,
         }
@@ -69,13 +90,14 @@ impl Codes {
     /// Records the request against the limits and writes, in the same
     /// transaction, the code and its mail where the code can be used, or a
     /// notice without a code. Every accepted request mails exactly one message.
-    pub async fn request(
-        &self,
-        email: &EmailAddress,
-        purpose: Purpose,
-        lang: Lang,
-        ip_key: &str,
-    ) -> Result<(), ApiError> {
+    pub async fn request(&self, req: SendRequest<'_>) -> Result<(), ApiError> {
+        let SendRequest {
+            email,
+            purpose,
+            lang,
+            client,
+            solved,
+        } = req;
         let now = self.clock.now();
         let code = Code::generate(self.policy.length);
         let code_hash = self.keys.code_hash(email, purpose, &code);
@@ -99,7 +121,10 @@ impl Codes {
                 email: email.clone(),
                 mailbox: email.mailbox(),
                 purpose,
-                ip_key: ip_key.to_string(),
+                ip_key: client.key(),
+                network: client.network(),
+                challenge: self.challenge,
+                solved,
                 now,
                 limits: self.limits,
                 code_hash,
@@ -123,6 +148,7 @@ impl Codes {
             CodeRequestOutcome::Locked { retry_after } => Err(ApiError::TooManyAttempts {
                 retry_after: retry_after.max(1) as u64,
             }),
+            CodeRequestOutcome::ChallengeRequired => Err(ApiError::ChallengeRequired),
         }
     }
 

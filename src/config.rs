@@ -86,6 +86,44 @@ pub enum LogFormat {
     Json,
 }
 
+/// When `send-code` needs a solved challenge (`CHALLENGE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeMode {
+    Off,
+    /// From a client network past `CHALLENGE_AFTER` sends an hour, and from
+    /// everyone while the global rate is over half its cap.
+    Auto,
+    Always,
+}
+
+/// `CHALLENGE`, `CHALLENGE_AFTER`, `CHALLENGE_BITS`.
+#[derive(Clone, Copy, Debug)]
+pub struct ChallengeSettings {
+    pub mode: ChallengeMode,
+    pub after: i64,
+    pub bits: u32,
+}
+
+impl ChallengeSettings {
+    fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let mode = src.parsed(
+            "CHALLENGE",
+            |s| match s {
+                "off" => Some(ChallengeMode::Off),
+                "auto" => Some(ChallengeMode::Auto),
+                "always" => Some(ChallengeMode::Always),
+                _ => None,
+            },
+            "off, auto, always",
+        )?;
+        Ok(Self {
+            mode: mode.unwrap_or(ChallengeMode::Auto),
+            after: src.num("CHALLENGE_AFTER", 3, 0..=1_000_000)?,
+            bits: src.num("CHALLENGE_BITS", 18, 8..=30)?,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Settings {
     /// The SMTP server, when one is configured (even in dev mode, for `doctor`).
@@ -103,6 +141,7 @@ pub struct Settings {
     pub codes: CodePolicy,
     pub passwords: PasswordPolicy,
     pub limits: RateLimits,
+    pub challenge: ChallengeSettings,
     pub session_ttl_secs: i64,
     pub mail_lang: Lang,
     pub templates_dir: Option<PathBuf>,
@@ -146,6 +185,7 @@ impl Settings {
             codes: CodePolicy::from_source(src)?,
             passwords: PasswordPolicy::from_source(src)?,
             limits: RateLimits::from_source(src)?,
+            challenge: ChallengeSettings::from_source(src)?,
             session_ttl_secs: src.num("SESSION_TTL_SECS", 2_592_000, 60..=31_622_400)?,
             mail_lang,
             templates_dir: templates_dir(src)?,

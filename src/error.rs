@@ -29,6 +29,9 @@ pub enum ApiError {
     RateLimited { retry_after: u64 },
     #[error("too many wrong attempts; try again in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    /// `send-code` needs a solved challenge (`GET /api/auth/challenge`).
+    #[error("solve a challenge from GET /api/auth/challenge and send it with the request")]
+    ChallengeRequired,
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("the body is larger than 64 KiB")]
@@ -64,6 +67,7 @@ impl ApiError {
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
             Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             Self::TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::ChallengeRequired => (S::PRECONDITION_REQUIRED, "challenge_required"),
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::HeadersTooLarge => (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
@@ -76,7 +80,7 @@ impl ApiError {
     }
 
     /// Every `error.code` there is, for the OpenAPI document's enum.
-    pub const CODES: [&'static str; 18] = [
+    pub const CODES: [&'static str; 19] = [
         "invalid_request",
         "invalid_email",
         "invalid_purpose",
@@ -87,6 +91,7 @@ impl ApiError {
         "unauthorized",
         "rate_limited",
         "too_many_attempts",
+        "challenge_required",
         "unsupported_media_type",
         "payload_too_large",
         "headers_too_large",
@@ -190,6 +195,7 @@ mod tests {
             ApiError::Unauthorized,
             ApiError::RateLimited { retry_after: 1 },
             ApiError::TooManyAttempts { retry_after: 1 },
+            ApiError::ChallengeRequired,
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge,
             ApiError::HeadersTooLarge,

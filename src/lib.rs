@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api;
 pub mod app;
+pub mod challenge;
 pub mod cli;
 pub mod client_ip;
 pub mod clock;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::accounts::Accounts;
+use crate::challenge::Challenges;
 use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
@@ -17,6 +18,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub storage: Storage,
     pub codes: Codes,
+    pub challenges: Challenges,
     pub accounts: Accounts,
     /// Where "now" comes from: the system's, or a test's.
     pub clock: Clock,

@@ -12,7 +12,9 @@ use utoipa::{OpenApi, ToSchema};
 use super::openapi::{INTERNAL, NOT_JSON, UNAVAILABLE};
 use super::{choose_lang, ApiJson, AppState, ClientIp};
 use crate::accounts::Session;
+use crate::challenge::Solution;
 use crate::clock;
+use crate::codes::SendRequest;
 use crate::domain::{EmailAddress, Lang, Password, Purpose};
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::Routes;
@@ -88,6 +90,8 @@ struct SendCodeBody {
     /// The mail's language; without it `Accept-Language`, then `MAIL_LANG`.
     #[schema(value_type = Option<Lang>)]
     lang: Option<String>,
+    /// A solved challenge (`GET /api/auth/challenge`), when one is required.
+    challenge: Option<Solution>,
 }
 
 /// Mail a code to an address
@@ -104,7 +108,8 @@ struct SendCodeBody {
         (status = 202, description = "One mail is queued for the address.", body = CodeSent),
         (status = 400, description = "`invalid_email`, `invalid_purpose`, or `invalid_request` (not JSON, a missing field, a wrong type, an unsupported `lang`).", body = ErrorBody),
         (status = 415, description = NOT_JSON, body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the resend cooldown, `RATE_EMAIL_PER_HOUR` or `RATE_IP_PER_HOUR`; `too_many_attempts`: the address's code flows are locked by `CODE_MAX_FAILURES`.", body = ErrorBody),
+        (status = 428, description = "`challenge_required`: `CHALLENGE` asks for a solved challenge and the request carried none, or a wrong, used or expired one. Nothing was counted.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the resend cooldown, `RATE_EMAIL_PER_HOUR`, `RATE_IP_PER_HOUR` or `RATE_GLOBAL_PER_HOUR`; `too_many_attempts`: the address's code flows are locked by `CODE_MAX_FAILURES`.", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
         (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ))]
@@ -117,10 +122,18 @@ async fn send_code(
     let email = EmailAddress::parse(&body.email)?;
     let purpose = Purpose::parse(&body.purpose).ok_or(ApiError::InvalidPurpose)?;
     let lang = choose_lang(body.lang.as_deref(), &headers, state.settings.mail_lang)?;
-    state
-        .codes
-        .request(&email, purpose, lang, &client.key())
-        .await?;
+    let solved = match &body.challenge {
+        Some(solution) => state.challenges.redeem(solution).await?,
+        None => false,
+    };
+    let req = SendRequest {
+        email: &email,
+        purpose,
+        lang,
+        client,
+        solved,
+    };
+    state.codes.request(req).await?;
     state.outbox_wake.notify_one();
     // The same bytes whether the mail is a code or a notice: nothing to learn here.
     let policy = state.codes.policy();

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod auth;
+mod challenge;
 mod dev;
 mod openapi;
 mod service;
@@ -28,6 +29,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn routes(dev_mailbox: bool) -> Routes {
     let routes = Routes::new()
         .merge(auth::router())
+        .merge(challenge::router())
         .merge(admin::router())
         .merge(service::router())
         .merge(openapi::router());

@@ -49,6 +49,7 @@ struct ApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::auth::AuthApi::openapi());
+    doc.merge(super::challenge::ChallengeApi::openapi());
     doc.merge(super::admin::AdminApi::openapi());
     doc.merge(super::service::ServiceApi::openapi());
     doc.merge(super::dev::DevApi::openapi());

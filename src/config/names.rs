@@ -12,6 +12,9 @@ pub const SETTINGS: &[&str] = &[
     "ALERT_WEBHOOK_URL",
     "ALERT_WINDOW_SECS",
     "BIND",
+    "CHALLENGE",
+    "CHALLENGE_AFTER",
+    "CHALLENGE_BITS",
     "CODE_LENGTH",
     "CODE_MAX_ATTEMPTS",
     "CODE_MAX_FAILURES",
@@ -61,6 +64,7 @@ pub const SETTINGS: &[&str] = &[
 const PREFIXES: &[&str] = &[
     "ADMIN_",
     "ALERT_",
+    "CHALLENGE_",
     "CODE_",
     "DATABASE_",
     "DEV_",

@@ -13,6 +13,7 @@ use super::errors::{Errors, Field};
 use super::view::Page;
 use super::{LangQuery, BAD_FORM, FORM_ERRORS, FORM_REFUSED, NOT_A_FORM};
 use crate::accounts::Session;
+use crate::codes::SendRequest;
 use crate::domain::{EmailAddress, Password, Purpose};
 use crate::error::ApiError;
 
@@ -181,11 +182,16 @@ async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
     let state = &page.state;
     let from_step_2 = !form.sent_at.is_empty();
     let result = match EmailAddress::parse(form.email.trim()) {
-        Ok(email) => state
-            .codes
-            .request(&email, flow.purpose, page.lang, &page.ip_key())
-            .await
-            .map(|()| email),
+        Ok(email) => {
+            let req = SendRequest {
+                email: &email,
+                purpose: flow.purpose,
+                lang: page.lang,
+                client: page.client(),
+                solved: false,
+            };
+            state.codes.request(req).await.map(|()| email)
+        }
         Err(e) => Err(e.into()),
     };
     match result {

@@ -2,6 +2,7 @@
 //! sees; each backend module holds that backend's queries. Every operation that
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
+mod challenges;
 mod exec;
 mod outbox;
 mod passwords;
@@ -17,11 +18,12 @@ use std::time::Duration;
 use crate::domain::EmailAddress;
 use exec::Db;
 
+pub use challenges::NewChallenge;
 pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use records::{
-    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits, MailKind,
-    NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, SendLimits, User,
+    ChallengeRule, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits,
+    MailKind, NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, SendLimits, User,
 };
 
 #[derive(Debug, thiserror::Error)]

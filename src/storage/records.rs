@@ -158,6 +158,18 @@ pub struct SendLimits {
 /// The advisory lock of the global send count (no address or IP looks like it).
 const GLOBAL_SEND_KEY: &str = "send-code:global";
 
+/// When a send-code must carry a solved challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeRule {
+    Never,
+    Always,
+    /// From a network with `after` accepted send-codes in the last hour, and
+    /// from everyone while the global count is over half its cap.
+    Auto {
+        after: i64,
+    },
+}
+
 /// One send-code request, decided and recorded in one transaction.
 pub struct CodeRequest {
     pub email: EmailAddress,
@@ -165,6 +177,11 @@ pub struct CodeRequest {
     pub mailbox: String,
     pub purpose: Purpose,
     pub ip_key: String,
+    /// The client network (`ClientIp::network`).
+    pub network: String,
+    pub challenge: ChallengeRule,
+    /// The request carried a challenge it solved (and used up).
+    pub solved: bool,
     pub now: i64,
     pub limits: SendLimits,
     pub code_hash: [u8; 32],
@@ -239,6 +256,8 @@ pub enum CodeRequestOutcome {
     Locked {
         retry_after: i64,
     },
+    /// A challenge is required and none was solved: nothing was counted.
+    ChallengeRequired,
 }
 
 /// How a submitted code fared.

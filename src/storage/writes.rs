@@ -16,6 +16,8 @@ const WINDOW_MAILBOX: &str = "SELECT at FROM code_requests WHERE mailbox = $1 AN
      AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4";
 const WINDOW_IP: &str =
     "SELECT at FROM code_requests WHERE ip = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+const WINDOW_NETWORK: &str =
+    "SELECT at FROM code_requests WHERE network = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
 const WINDOW_ALL: &str =
     "SELECT at FROM code_requests WHERE at > $1 ORDER BY at DESC LIMIT 1 OFFSET $2";
 
@@ -41,6 +43,7 @@ async fn failures(db: &mut impl Exec, email: &str, now: i64) -> Result<Failures>
 enum Window<'a> {
     Mailbox(&'a str, &'a str),
     Ip(&'a str),
+    Network(&'a str),
     All,
 }
 
@@ -62,6 +65,7 @@ async fn window_full(
                 .await?
         }
         Window::Ip(ip) => db.int(WINDOW_IP, args![ip, since, offset]).await?,
+        Window::Network(net) => db.int(WINDOW_NETWORK, args![net, since, offset]).await?,
         Window::All => db.int(WINDOW_ALL, args![since, offset]).await?,
     };
     Ok(at.map(|at| at + 3600 - now))
@@ -75,6 +79,9 @@ pub(super) async fn request_code(
     let purpose = req.purpose.as_str();
     if let Failures::Locked { retry_after } = failures(db, email, req.now).await? {
         return Ok(CodeRequestOutcome::Locked { retry_after });
+    }
+    if !req.solved && challenge_required(db, req).await? {
+        return Ok(CodeRequestOutcome::ChallengeRequired);
     }
     let mut waits = Vec::new();
     if req.limits.cooldown_secs > 0 {
@@ -93,8 +100,8 @@ pub(super) async fn request_code(
         return Ok(CodeRequestOutcome::RateLimited { retry_after });
     }
     db.execute(
-        "INSERT INTO code_requests (mailbox, purpose, ip, at) VALUES ($1, $2, $3, $4)",
-        args![mailbox, purpose, &req.ip_key, req.now],
+        "INSERT INTO code_requests (mailbox, purpose, ip, network, at) VALUES ($1, $2, $3, $4, $5)",
+        args![mailbox, purpose, &req.ip_key, &req.network, req.now],
     )
     .await?;
     write_code_and_mail(db, req).await?;
@@ -103,6 +110,29 @@ pub(super) async fn request_code(
         .await?
         .is_some();
     Ok(CodeRequestOutcome::Accepted { filled_cap })
+}
+
+/// Whether this request must carry a solved challenge: always, or in `auto`
+/// once its network has had its allowance this hour or while the global count
+/// is over half its cap.
+async fn challenge_required(db: &mut impl Exec, req: &CodeRequest) -> Result<bool> {
+    let after = match req.challenge {
+        ChallengeRule::Never => return Ok(false),
+        ChallengeRule::Always => return Ok(true),
+        ChallengeRule::Auto { after } => after,
+    };
+    let (now, cap) = (req.now, req.limits.global_per_hour);
+    if after == 0
+        || window_full(db, Window::Network(&req.network), after, now)
+            .await?
+            .is_some()
+    {
+        return Ok(true);
+    }
+    Ok(cap > 0
+        && window_full(db, Window::All, cap / 2 + 1, now)
+            .await?
+            .is_some())
 }
 
 /// The code and its mail where the code can be used; elsewhere the hash of
@@ -299,8 +329,9 @@ pub(super) async fn delete_session(db: &mut impl Exec, token_hash: &[u8]) -> Res
 /// sessions, and finished mail older than `retention_secs`.
 pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> Result<()> {
     // Requests only matter for the rolling hour and the cooldown (at most a day).
-    let deletes: [(&'static str, i64); 7] = [
+    let deletes: [(&'static str, i64); 8] = [
         ("DELETE FROM code_requests WHERE at < $1", now - 86_400),
+        ("DELETE FROM challenges WHERE expires_at < $1", now),
         ("DELETE FROM codes WHERE expires_at < $1", now - 3600),
         ("DELETE FROM sessions WHERE expires_at < $1", now),
         (

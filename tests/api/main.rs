@@ -8,6 +8,7 @@ mod support;
 mod abuse;
 mod attacks;
 mod browser;
+mod challenge;
 mod cli;
 mod codes;
 mod delivery;
