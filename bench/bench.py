@@ -170,6 +170,8 @@ class Authmail:
             "RESEND_COOLDOWN_SECS": "0",
             "RATE_EMAIL_PER_HOUR": "0",
             "RATE_IP_PER_HOUR": "0",
+            "RATE_GLOBAL_PER_HOUR": "0",
+            "CHALLENGE": "off",
             "LOG_FORMAT": "json",
             "RUST_LOG": "warn",
         }

@@ -16,6 +16,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use crate::accounts::Accounts;
 use crate::api::{self, AppState};
+use crate::challenge::Challenges;
 use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
@@ -23,11 +24,13 @@ use crate::domain::Lang;
 use crate::http_server;
 use crate::jwt::Jwt;
 use crate::keys::Keys;
+use crate::mail::alert::{AlertHook, Alerts};
 use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
 use crate::mail::templates::Templates;
 use crate::mail::transport::{send_deadline, SmtpSender};
 use crate::messages::CliText;
 use crate::pages::csrf::CsrfKey;
+use crate::routes::Routes;
 use crate::storage::Storage;
 
 /// Opens the database (creating and migrating it) and settles the secret key.
@@ -126,7 +129,14 @@ impl AppBuilder {
             settings.jwt.clone(),
         );
         jwt.start().await?;
-        let worker = build_worker(&settings, storage.clone(), &self.clock, templates)?;
+        let alert_hook = AlertHook::new(&settings.alert)?.map(Arc::new);
+        let worker = build_worker(
+            &settings,
+            storage.clone(),
+            &self.clock,
+            templates,
+            alert_hook.clone(),
+        )?;
         let metrics_listener = match settings.http.metrics_bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -136,7 +146,7 @@ impl AppBuilder {
             None => None,
         };
         Ok(App {
-            state: build_state(settings, storage, keys, jwt, self.clock),
+            state: build_state(settings, storage, keys, jwt, self.clock, alert_hook),
             worker: Arc::new(worker),
             listener,
             metrics_listener,
@@ -236,6 +246,7 @@ fn build_state(
     keys: Keys,
     jwt: Jwt,
     clock: Clock,
+    alert_hook: Option<Arc<AlertHook>>,
 ) -> AppState {
     let domain = message_domain(&settings);
     let codes = Codes::new(
@@ -244,7 +255,15 @@ fn build_state(
         clock.clone(),
         settings.codes.clone(),
         &settings.limits,
+        &settings.challenge,
         domain.clone(),
+    )
+    .with_alerts(alert_hook);
+    let challenges = Challenges::new(
+        storage.clone(),
+        keys.clone(),
+        clock.clone(),
+        settings.challenge.bits,
     );
     let csrf = Arc::new(CsrfKey::derive(&keys));
     let accounts = Accounts::new(
@@ -260,6 +279,7 @@ fn build_state(
         settings,
         storage,
         codes,
+        challenges,
         accounts,
         jwt,
         clock,
@@ -271,10 +291,16 @@ fn build_state(
 /// The main listener's router: the API's routes and the pages', one 404/405
 /// for everything else, the body limit, the state.
 fn router(state: AppState) -> axum::Router {
-    let routes = api::routes(state.settings.dev_mailbox()).merge(crate::pages::router());
+    let routes = routes(state.settings.dev_mailbox()).into_router();
     api::with_fallbacks(routes)
         .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY))
         .with_state(state)
+}
+
+/// Every route of the main listener: the API's (the dev mailbox's only in
+/// dev mode) and the pages'.
+pub fn routes(dev_mailbox: bool) -> Routes {
+    api::routes(dev_mailbox).merge(crate::pages::router())
 }
 
 /// Keeps the tables bounded: expired codes, old requests and sessions, and
@@ -299,6 +325,7 @@ fn build_worker(
     storage: Storage,
     clock: &Clock,
     templates: Templates,
+    alert_hook: Option<Arc<AlertHook>>,
 ) -> anyhow::Result<Worker> {
     let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
     let (sink, concurrency, lease_secs) = match smtp {
@@ -325,7 +352,7 @@ fn build_worker(
         code_ttl_secs: settings.codes.ttl_secs,
         public_url: settings.public_url.clone(),
         lang: settings.mail_lang,
-        alerts: crate::mail::alert::Alerts::new(&settings.alert, storage, clock.clone())?,
+        alerts: alert_hook.map(|hook| Alerts::new(&settings.alert, hook, storage, clock.clone())),
     })
 }
 

@@ -31,6 +31,11 @@ impl ClientIp {
     pub fn key(&self) -> String {
         limits::ip_key(self.0)
     }
+
+    /// The client network `CHALLENGE=auto` counts (IPv4 /24, IPv6 /48).
+    pub fn network(&self) -> String {
+        limits::network_key(self.0)
+    }
 }
 
 impl FromRequestParts<AppState> for ClientIp {

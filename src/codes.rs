@@ -1,19 +1,33 @@
 //! Issuing and checking verification codes. No HTTP here: callers pass parsed
 //! domain values and get domain outcomes or the API error to answer with.
 
+use std::sync::Arc;
+
+use crate::client_ip::ClientIp;
 use crate::clock::Clock;
-use crate::config::{CodePolicy, RateLimits};
+use crate::config::{ChallengeMode, ChallengeSettings, CodePolicy, RateLimits};
 use crate::domain::{Code, EmailAddress, Lang, Purpose};
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::mail;
+use crate::mail::alert::{AlertHook, SendRateCap};
 use crate::storage::{
-    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind, NewMessage,
-    SendLimits, Storage,
+    ChallengeRule, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, GuessLimits, MailKind,
+    NewMessage, SendLimits, Storage,
 };
 
 /// How long `CODE_MAX_FAILURES` locks an address's code flows.
 const LOCK_SECS: i64 = 24 * 3600;
+
+/// A send-code request as the API and the pages parsed it.
+pub struct SendRequest<'a> {
+    pub email: &'a EmailAddress,
+    pub purpose: Purpose,
+    pub lang: Lang,
+    pub client: ClientIp,
+    /// It carried a challenge that it solved (`Challenges::redeem`).
+    pub solved: bool,
+}
 
 #[derive(Clone)]
 pub struct Codes {
@@ -22,7 +36,10 @@ pub struct Codes {
     clock: Clock,
     policy: CodePolicy,
     limits: SendLimits,
+    challenge: ChallengeRule,
     message_domain: String,
+    /// Told when a request fills the global send cap.
+    alerts: Option<Arc<AlertHook>>,
 }
 
 impl Codes {
@@ -32,12 +49,21 @@ impl Codes {
         clock: Clock,
         policy: CodePolicy,
         limits: &RateLimits,
+        challenge: &ChallengeSettings,
         message_domain: String,
     ) -> Self {
+        let challenge = match challenge.mode {
+            ChallengeMode::Off => ChallengeRule::Never,
+            ChallengeMode::Always => ChallengeRule::Always,
+            ChallengeMode::Auto => ChallengeRule::Auto {
+                after: challenge.after,
+            },
+        };
         let limits = SendLimits {
             cooldown_secs: policy.resend_cooldown_secs,
             per_email_per_hour: limits.per_email_per_hour,
             per_ip_per_hour: limits.per_ip_per_hour,
+            global_per_hour: limits.global_per_hour,
         };
         Self {
             storage,
@@ -45,8 +71,16 @@ impl Codes {
             clock,
             policy,
             limits,
+            challenge,
             message_domain,
+            alerts: None,
         }
+    }
+
+    /// Posts `send_rate_cap` to the alert webhook when the global cap fills.
+    pub fn with_alerts(mut self, alerts: Option<Arc<AlertHook>>) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     pub fn policy(&self) -> &CodePolicy {
@@ -56,13 +90,14 @@ impl Codes {
     /// Records the request against the limits and writes, in the same
     /// transaction, the code and its mail where the code can be used, or a
     /// notice without a code. Every accepted request mails exactly one message.
-    pub async fn request(
-        &self,
-        email: &EmailAddress,
-        purpose: Purpose,
-        lang: Lang,
-        ip_key: &str,
-    ) -> Result<(), ApiError> {
+    pub async fn request(&self, req: SendRequest<'_>) -> Result<(), ApiError> {
+        let SendRequest {
+            email,
+            purpose,
+            lang,
+            client,
+            solved,
+        } = req;
         let now = self.clock.now();
         let code = Code::generate(self.policy.length);
         let code_hash = self.keys.code_hash(email, purpose, &code);
@@ -84,8 +119,12 @@ impl Codes {
             .storage
             .request_code(CodeRequest {
                 email: email.clone(),
+                mailbox: email.mailbox(),
                 purpose,
-                ip_key: ip_key.to_string(),
+                ip_key: client.key(),
+                network: client.network(),
+                challenge: self.challenge,
+                solved,
                 now,
                 limits: self.limits,
                 code_hash,
@@ -96,8 +135,11 @@ impl Codes {
             })
             .await?;
         match outcome {
-            CodeRequestOutcome::Accepted => {
+            CodeRequestOutcome::Accepted { filled_cap } => {
                 crate::metrics::code_issued();
+                if filled_cap {
+                    self.cap_filled();
+                }
                 Ok(())
             }
             CodeRequestOutcome::RateLimited { retry_after } => Err(ApiError::RateLimited {
@@ -106,6 +148,18 @@ impl Codes {
             CodeRequestOutcome::Locked { retry_after } => Err(ApiError::TooManyAttempts {
                 retry_after: retry_after.max(1) as u64,
             }),
+            CodeRequestOutcome::ChallengeRequired => Err(ApiError::ChallengeRequired),
+        }
+    }
+
+    fn cap_filled(&self) {
+        let limit = self.limits.global_per_hour;
+        tracing::warn!(
+            limit,
+            "accepted send-codes reached RATE_GLOBAL_PER_HOUR; refusing more this hour"
+        );
+        if let Some(alerts) = &self.alerts {
+            alerts.post(&SendRateCap::new(limit));
         }
     }
 

@@ -57,6 +57,8 @@ pub struct JwtSettings {
 pub struct RateLimits {
     pub per_email_per_hour: i64,
     pub per_ip_per_hour: i64,
+    /// Accepted send-codes across all instances per rolling hour.
+    pub global_per_hour: i64,
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -68,11 +70,19 @@ pub struct AlertSettings {
     pub min_samples: i64,
 }
 
+/// How long an idle keep-alive connection is kept.
+pub const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(60);
+
 /// The HTTP listeners' limits (`HTTP_TIMEOUT_SECS`, `HTTP_MAX_CONNECTIONS`, `METRICS_BIND`).
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// Time a client has to send a request's headers, and then its body.
     pub timeout: Duration,
+    /// Keep-alive connections with no request in progress close after this:
+    /// always [`IDLE_KEEP_ALIVE`] from the environment; an app built in a test
+    /// may shorten it rather than wait a minute.
+    pub idle: Duration,
     pub max_connections: usize,
     /// A second listener that serves only `/metrics`, to anyone who reaches it.
     pub metrics_bind: Option<SocketAddr>,
@@ -82,6 +92,44 @@ pub struct HttpSettings {
 pub enum LogFormat {
     Pretty,
     Json,
+}
+
+/// When `send-code` needs a solved challenge (`CHALLENGE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeMode {
+    Off,
+    /// From a client network past `CHALLENGE_AFTER` sends an hour, and from
+    /// everyone while the global rate is over half its cap.
+    Auto,
+    Always,
+}
+
+/// `CHALLENGE`, `CHALLENGE_AFTER`, `CHALLENGE_BITS`.
+#[derive(Clone, Copy, Debug)]
+pub struct ChallengeSettings {
+    pub mode: ChallengeMode,
+    pub after: i64,
+    pub bits: u32,
+}
+
+impl ChallengeSettings {
+    fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let mode = src.parsed(
+            "CHALLENGE",
+            |s| match s {
+                "off" => Some(ChallengeMode::Off),
+                "auto" => Some(ChallengeMode::Auto),
+                "always" => Some(ChallengeMode::Always),
+                _ => None,
+            },
+            "off, auto, always",
+        )?;
+        Ok(Self {
+            mode: mode.unwrap_or(ChallengeMode::Auto),
+            after: src.num("CHALLENGE_AFTER", 3, 0..=1_000_000)?,
+            bits: src.num("CHALLENGE_BITS", 18, 8..=30)?,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -101,6 +149,7 @@ pub struct Settings {
     pub codes: CodePolicy,
     pub passwords: PasswordPolicy,
     pub limits: RateLimits,
+    pub challenge: ChallengeSettings,
     pub session_ttl_secs: i64,
     pub jwt: JwtSettings,
     pub mail_lang: Lang,
@@ -145,6 +194,7 @@ impl Settings {
             codes: CodePolicy::from_source(src)?,
             passwords: PasswordPolicy::from_source(src)?,
             limits: RateLimits::from_source(src)?,
+            challenge: ChallengeSettings::from_source(src)?,
             session_ttl_secs: src.num("SESSION_TTL_SECS", 2_592_000, 60..=31_622_400)?,
             jwt: JwtSettings::from_source(src)?,
             mail_lang,
@@ -199,6 +249,7 @@ impl RateLimits {
         Ok(Self {
             per_email_per_hour: src.num("RATE_EMAIL_PER_HOUR", 5, 0..=1_000_000)?,
             per_ip_per_hour: src.num("RATE_IP_PER_HOUR", 30, 0..=1_000_000)?,
+            global_per_hour: src.num("RATE_GLOBAL_PER_HOUR", 1000, 0..=100_000_000)?,
             trusted_proxies: trusted_proxies(src)?,
         })
     }
@@ -332,6 +383,7 @@ fn http_settings(src: &Source) -> Result<HttpSettings, ConfigError> {
     };
     Ok(HttpSettings {
         timeout: Duration::from_secs(src.num("HTTP_TIMEOUT_SECS", 10, 1..=300)?),
+        idle: IDLE_KEEP_ALIVE,
         max_connections: src.num("HTTP_MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
         metrics_bind,
     })

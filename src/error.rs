@@ -29,6 +29,9 @@ pub enum ApiError {
     RateLimited { retry_after: u64 },
     #[error("too many wrong attempts; try again in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    /// `send-code` needs a solved challenge (`GET /api/auth/challenge`).
+    #[error("solve a challenge from GET /api/auth/challenge and send it with the request")]
+    ChallengeRequired,
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("the body is larger than 64 KiB")]
@@ -64,6 +67,7 @@ impl ApiError {
             Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
             Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited"),
             Self::TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::ChallengeRequired => (S::PRECONDITION_REQUIRED, "challenge_required"),
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::HeadersTooLarge => (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
@@ -74,6 +78,29 @@ impl ApiError {
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+
+    /// Every `error.code` there is, for the OpenAPI document's enum.
+    pub const CODES: [&'static str; 19] = [
+        "invalid_request",
+        "invalid_email",
+        "invalid_purpose",
+        "invalid_code",
+        "weak_password",
+        "email_taken",
+        "invalid_credentials",
+        "unauthorized",
+        "rate_limited",
+        "too_many_attempts",
+        "challenge_required",
+        "unsupported_media_type",
+        "payload_too_large",
+        "headers_too_large",
+        "request_timeout",
+        "not_found",
+        "method_not_allowed",
+        "unavailable",
+        "internal",
+    ];
 
     pub fn code(&self) -> &'static str {
         self.status_and_code().1
@@ -146,5 +173,44 @@ impl From<crate::domain::InvalidEmail> for ApiError {
 impl From<crate::domain::WeakPassword> for ApiError {
     fn from(_: crate::domain::WeakPassword) -> Self {
         Self::WeakPassword
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+
+    /// One of each variant: `CODES` must hold every code they answer with,
+    /// and nothing else.
+    #[test]
+    fn codes_lists_every_code_once() {
+        let every = [
+            ApiError::InvalidRequest(String::new()),
+            ApiError::InvalidEmail(String::new()),
+            ApiError::InvalidPurpose,
+            ApiError::InvalidCode,
+            ApiError::WeakPassword,
+            ApiError::EmailTaken,
+            ApiError::InvalidCredentials,
+            ApiError::Unauthorized,
+            ApiError::RateLimited { retry_after: 1 },
+            ApiError::TooManyAttempts { retry_after: 1 },
+            ApiError::ChallengeRequired,
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::HeadersTooLarge,
+            ApiError::RequestTimeout,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::Unavailable,
+            ApiError::Overloaded,
+            ApiError::Internal(anyhow::anyhow!("x")),
+        ];
+        let mut seen: Vec<&str> = every.iter().map(ApiError::code).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let mut listed = ApiError::CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(seen, listed);
     }
 }

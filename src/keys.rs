@@ -59,6 +59,25 @@ impl Keys {
         self.mac("authmail session v1", &[token.as_bytes()])
     }
 
+    /// The proof-of-work salt of challenge `id`: derived, so it need not be
+    /// stored and no client can choose it.
+    pub fn challenge_salt(&self, id: &str) -> String {
+        hex(&self.mac("authmail challenge salt v1", &[id.as_bytes()])[..16])
+    }
+
+    /// What the digits of picture challenge `id` are kept as.
+    pub fn challenge_answer_hash(&self, id: &str, answer: &str) -> [u8; 32] {
+        self.mac(
+            "authmail challenge answer v1",
+            &[id.as_bytes(), answer.as_bytes()],
+        )
+    }
+
+    /// A fresh random id: 16 bytes, hex.
+    pub fn new_id() -> String {
+        hex(&random_bytes::<16>())
+    }
+
     /// A session token: 32 random bytes, hex (256 bits; guessing is hopeless).
     pub fn new_token() -> String {
         hex(&random_bytes::<32>())

@@ -1,9 +1,10 @@
 //! authmail: email verification codes and the account flows built on them,
-//! with a durable SMTP outbox. See ../shared/contract.md for the interface.
+//! with a durable SMTP outbox. The HTTP interface is described in docs/api.md.
 
 pub mod accounts;
 pub mod api;
 pub mod app;
+pub mod challenge;
 pub mod cli;
 pub mod client_ip;
 pub mod clock;
@@ -21,5 +22,6 @@ pub mod messages;
 pub mod metrics;
 pub mod ops;
 pub mod pages;
+pub mod routes;
 pub mod state;
 pub mod storage;

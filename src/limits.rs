@@ -61,6 +61,21 @@ pub fn ip_key(ip: IpAddr) -> String {
     }
 }
 
+/// The client network that `CHALLENGE=auto` counts: an IPv4 /24 or an IPv6
+/// /48, what one user, office or small botnet host usually holds.
+pub fn network_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +111,21 @@ mod tests {
     fn garbage_hop_stops_the_chain() {
         let got = client_ip(ip("10.0.0.1"), &["1.1.1.1, junk"], &nets(&["10.0.0.0/8"]));
         assert_eq!(got, ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn networks_are_a_v4_24_and_a_v6_48() {
+        assert_eq!(network_key(ip("198.51.100.7")), "198.51.100.0/24");
+        assert_eq!(
+            network_key(ip("198.51.100.7")),
+            network_key(ip("198.51.100.250"))
+        );
+        assert_ne!(
+            network_key(ip("198.51.100.7")),
+            network_key(ip("198.51.101.7"))
+        );
+        assert_eq!(network_key(ip("2001:db8:1:2::9")), "2001:db8:1::/48");
+        assert_eq!(network_key(ip("2001:db8:1:ffff::9")), "2001:db8:1::/48");
     }
 
     #[test]

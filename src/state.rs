@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::accounts::Accounts;
+use crate::challenge::Challenges;
 use crate::clock::Clock;
 use crate::codes::Codes;
 use crate::config::Settings;
@@ -19,6 +20,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub storage: Storage,
     pub codes: Codes,
+    pub challenges: Challenges,
     pub accounts: Accounts,
     /// Signs the JWTs of `POST /api/auth/jwt`; lists the keys of the JWKS.
     pub jwt: Jwt,

@@ -3,20 +3,22 @@
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::auth::bearer;
+use super::openapi::{INTERNAL, UNAVAILABLE};
 use super::AppState;
 use crate::clock;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 use crate::storage::OutboxEntry;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/admin/outbox", get(outbox))
         .route("/api/admin/stats", get(stats))
 }
@@ -41,27 +43,59 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 #[openapi(paths(outbox, stats))]
 pub struct AdminApi;
 
+const ADMIN_UNAUTHORIZED: &str =
+    "`unauthorized`: no `Authorization: Bearer` header, or not `ADMIN_TOKEN`.";
+const ADMIN_UNSET: &str = "`not_found`: `ADMIN_TOKEN` is not set, so the admin API does not exist.";
+
+/// Where a message is in the outbox.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // only described: the values travel as strings
+enum OutboxStatus {
+    /// Waiting for its first try or for a retry.
+    Queued,
+    /// Claimed by a worker that is trying it now.
+    Sending,
+    /// The SMTP server accepted it.
+    Sent,
+    /// Given up: a permanent failure, or retries ran out.
+    Failed,
+}
+
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OutboxQuery {
-    /// queued, sending, sent or failed
+    /// Only messages with this status.
+    #[param(value_type = OutboxStatus, required = false)]
     status: Option<String>,
-    /// 1–500, default 50
-    #[param(value_type = Option<i64>)]
+    /// How many messages at most.
+    #[param(value_type = i64, required = false, minimum = 1, maximum = 500, default = 50)]
     limit: Option<String>,
 }
 
 /// One outbox message as the admin API and `authmail outbox --json` show it.
 #[derive(Serialize, ToSchema, Debug, PartialEq)]
 pub struct OutboxMessage {
+    #[schema(example = "1207")]
     pub id: String,
+    /// The recipient.
+    #[schema(example = "me@example.com")]
     pub to: String,
+    /// What the mail is: a code for `register`, `reset_password` or `login`; a
+    /// notice without a code (`account_exists`, `no_account`,
+    /// `password_changed`); or `test` (`authmail send-test`).
+    #[schema(example = "register")]
     pub purpose: String,
+    #[schema(value_type = OutboxStatus)]
     pub status: String,
     /// Delivery tries so far.
     pub attempts: i64,
-    /// The latest failed try's reply, explained; null when none failed.
+    /// The latest failed try's reply, then its diagnosis; null when no try failed.
     pub last_error: Option<String>,
+    #[schema(format = DateTime, example = "2026-12-01T08:00:00Z")]
     pub created_at: String,
+    /// Null until sent.
+    #[schema(format = DateTime)]
     pub sent_at: Option<String>,
 }
 
@@ -73,19 +107,33 @@ pub struct OutboxList {
 /// Sends that ended in the last `window_secs`, and messages waiting now.
 #[derive(Serialize, ToSchema)]
 pub struct Stats {
+    /// Messages sent in the window (dev-mailbox mail never counts).
     pub sent: i64,
+    /// Messages that failed for good in the window.
     pub failed: i64,
+    /// Messages waiting now (queued or being tried).
     pub queued: i64,
-    /// failed / (sent + failed); 0 when both are 0
+    /// failed / (sent + failed); 0 when both are 0.
+    #[schema(example = 0.0)]
     pub failure_rate: f64,
+    /// `ALERT_WINDOW_SECS`.
+    #[schema(example = 300)]
     pub window_secs: i64,
 }
 
-/// Outbox messages, newest first. Codes never appear here.
+/// Outbox messages, newest first
+///
+/// Codes never appear here.
 #[utoipa::path(get, path = "/api/admin/outbox", tag = "admin", params(OutboxQuery),
-    security(("bearer" = [])),
-    responses((status = 200, body = OutboxList), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody), (status = 404, description = "ADMIN_TOKEN is not set", body = ErrorBody)))]
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The messages, newest first.", body = OutboxList),
+        (status = 400, description = "`invalid_request`: an unknown `status`, or a `limit` that is not a whole number from 1 to 500.", body = ErrorBody),
+        (status = 401, description = ADMIN_UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = ADMIN_UNSET, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ))]
 async fn outbox(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -118,10 +166,15 @@ async fn outbox(
     }))
 }
 
-/// Delivery numbers over `ALERT_WINDOW_SECS`.
-#[utoipa::path(get, path = "/api/admin/stats", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Stats), (status = 401, body = ErrorBody),
-              (status = 404, description = "ADMIN_TOKEN is not set", body = ErrorBody)))]
+/// Delivery numbers over `ALERT_WINDOW_SECS`
+#[utoipa::path(get, path = "/api/admin/stats", tag = "admin", security(("admin" = [])),
+    responses(
+        (status = 200, description = "The numbers.", body = Stats),
+        (status = 401, description = ADMIN_UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = ADMIN_UNSET, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ))]
 async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Stats>, ApiError> {
     authorize(&state, &headers)?;
     let window = state.settings.alert.window_secs;

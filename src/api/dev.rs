@@ -4,33 +4,86 @@ use axum::extract::State;
 use axum::middleware;
 use axum::response::Html;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 
+use super::openapi::{INTERNAL, UNAVAILABLE};
 use super::AppState;
 use crate::clock;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 use crate::storage::DevMail;
 
 const SHOWN: i64 = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/dev/mailbox", get(mailbox_html))
         .route("/dev/mailbox.json", get(mailbox_json))
         // Codes on a page: the same framing, sniffing and cache rules as the pages.
-        .layer(middleware::from_fn(crate::pages::security_headers))
+        .map(|r| r.layer(middleware::from_fn(crate::pages::security_headers)))
 }
 
-async fn mailbox_json(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[derive(OpenApi)]
+#[openapi(paths(mailbox_html, mailbox_json))]
+pub struct DevApi;
+
+#[derive(Serialize, ToSchema)]
+struct DevMailbox {
+    /// The newest 100 mails, newest first.
+    messages: Vec<DevMessage>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct DevMessage {
+    #[schema(example = "me@example.com")]
+    to: String,
+    subject: String,
+    /// The plain-text part.
+    text: String,
+    /// The code the mail carries; null for a notice without one.
+    #[schema(example = "123456")]
+    code: Option<String>,
+    #[schema(format = DateTime, example = "2026-12-01T08:00:00Z")]
+    created_at: String,
+}
+
+/// The dev mailbox as JSON
+///
+/// Only in dev mode (no SMTP server configured, see `DEV_MAILBOX`); otherwise
+/// this path answers 404 `not_found`. Each code is in its own field, for
+/// scripts and tests.
+#[utoipa::path(get, path = "/dev/mailbox.json", tag = "dev",
+    responses(
+        (status = 200, description = "The newest mails.", body = DevMailbox),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ))]
+async fn mailbox_json(State(state): State<AppState>) -> Result<Json<DevMailbox>, ApiError> {
     let mails = state.storage.dev_mailbox(SHOWN).await?;
-    let messages: Vec<Value> = mails
+    let messages = mails
         .iter()
-        .map(|m| json!({"to": m.to, "subject": m.subject, "text": m.text, "code": m.code, "created_at": clock::rfc3339(m.created_at)}))
+        .map(|m| DevMessage {
+            to: m.to.clone(),
+            subject: m.subject.clone(),
+            text: m.text.clone(),
+            code: m.code.clone(),
+            created_at: clock::rfc3339(m.created_at),
+        })
         .collect();
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(DevMailbox { messages }))
 }
 
+/// The dev mailbox as a page
+///
+/// Only in dev mode; otherwise 404 `not_found`. Sends the pages' security headers.
+#[utoipa::path(get, path = "/dev/mailbox", tag = "dev",
+    responses(
+        (status = 200, description = "The newest 100 mails, newest first.", content_type = "text/html", body = String),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ))]
 async fn mailbox_html(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     let mails = state.storage.dev_mailbox(SHOWN).await?;
     Ok(Html(render(&mails)))

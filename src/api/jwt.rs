@@ -5,17 +5,19 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::auth::{bearer, no_store};
+use super::openapi::{INTERNAL, UNAVAILABLE};
 use super::AppState;
 use crate::clock;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/api/auth/jwt", post(issue))
         .route("/.well-known/jwks.json", get(jwks))
 }
@@ -60,11 +62,19 @@ struct PublicJwk {
     key_use: &'static str,
 }
 
-/// A JWT for the session of the bearer token, for apps to verify against
-/// `/.well-known/jwks.json` without calling authmail. Ask for a new one
-/// before `expires_at`.
+/// A signed JWT for the session
+///
+/// For an app's backend to verify against `/.well-known/jwks.json` without
+/// calling authmail. It stays valid until `expires_at` even if the session
+/// ends sooner; ask for a new one before then. Only the bearer token is
+/// taken here, never the pages' cookie.
 #[utoipa::path(post, path = "/api/auth/jwt", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = JwtView), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "A JWT for the session's user. `Cache-Control: no-store`.", body = JwtView),
+        (status = 401, description = "`unauthorized`: no `Authorization: Bearer` token, or not a live one.", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ))]
 async fn issue(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let session = state.accounts.session_for_token(bearer(&headers)?).await?;
     let issued = state.jwt.issue(&session).await?;
@@ -74,10 +84,17 @@ async fn issue(State(state): State<AppState>, headers: HeaderMap) -> Result<Resp
     })))
 }
 
-/// The public keys that verify authmail's JWTs. A verifier that meets an
-/// unknown `kid` fetches this again: after a rotation the new key signs at once.
+/// The keys that verify the JWTs
+///
+/// Public keys only. A verifier that meets an unknown `kid` fetches this
+/// again: after `authmail keys rotate` the new key signs within seconds, and
+/// the old one stays listed until every token it signed has expired.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
-    responses((status = 200, body = Jwks), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "An RFC 7517 key set.", body = Jwks),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ))]
 async fn jwks(State(state): State<AppState>) -> Result<Json<Jwks>, ApiError> {
     let keys = state.jwt.published_keys().await?;
     let keys = keys

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod auth;
+mod challenge;
 mod dev;
 mod jwt;
 mod openapi;
@@ -19,22 +20,24 @@ pub use crate::state::AppState;
 
 use crate::domain::Lang;
 use crate::error::ApiError;
+use crate::routes::Routes;
 
 /// Bodies over this are 413 `payload_too_large`.
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// The API's routes (the dev mailbox's only in dev mode); `app.rs` adds the
 /// pages and what every answer shares (fallbacks, body limit, state).
-pub fn routes(dev_mailbox: bool) -> Router<AppState> {
-    let router = Router::new()
+pub fn routes(dev_mailbox: bool) -> Routes {
+    let routes = Routes::new()
         .merge(auth::router())
+        .merge(challenge::router())
         .merge(jwt::router())
         .merge(admin::router())
         .merge(service::router())
         .merge(openapi::router());
     match dev_mailbox {
-        true => router.merge(dev::router()),
-        false => router,
+        true => routes.merge(dev::router()),
+        false => routes,
     }
 }
 

@@ -10,8 +10,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+use super::openapi::{INTERNAL, UNAVAILABLE};
 use super::{AppState, ClientIp};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::Routes;
 
 #[derive(OpenApi)]
 #[openapi(paths(healthz, readyz, metrics))]
@@ -19,26 +21,35 @@ pub struct ServiceApi;
 
 #[derive(Serialize, ToSchema)]
 struct Health {
-    /// `ok` or `ready`
+    /// `ok` from `/healthz`, `ready` from `/readyz`.
+    #[schema(example = "ok")]
     status: &'static str,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
 }
 
-/// The process runs.
-#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Health)))]
+/// Liveness: the process runs
+///
+/// Touches nothing else, so it answers while the database is down.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The process runs.", body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// The database answers.
+/// Readiness: the database answers
+///
+/// For a load balancer's health check: the database must answer within 2 s.
 #[utoipa::path(get, path = "/readyz", tag = "service",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The database answered.", body = Health),
+        (status = 503, description = "`unavailable`: the database did not answer within 2 s.", body = ErrorBody),
+    ))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.storage.ping(Duration::from_secs(2)).await {
         true => Ok(Json(Health { status: "ready" })),
@@ -52,13 +63,19 @@ pub fn metrics_router() -> Router<AppState> {
     Router::new().route("/metrics", get(render_metrics))
 }
 
+/// Prometheus metrics
+///
 /// Prometheus text; the queue gauge is read from the database at each scrape.
 /// Loopback clients only: the counters tell outsiders too much (how many codes
 /// go out, which paths fail). Behind a trusted proxy the client is the one it
 /// names, so a proxied outsider gets the same 404 as any unknown path.
 #[utoipa::path(get, path = "/metrics", tag = "service",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
-        (status = 404, description = "the client is not on this machine", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain", body = String),
+        (status = 404, description = "`not_found`: the client is not on this machine (after `TRUSTED_PROXIES`). `METRICS_BIND` serves `/metrics` to anyone who can reach it.", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
+    ))]
 async fn metrics(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,

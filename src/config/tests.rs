@@ -26,6 +26,8 @@ fn defaults_need_no_settings() {
     assert_eq!(s.database_url.expose(), "sqlite://authmail.db");
     assert_eq!(s.codes.ttl_secs, 300);
     assert_eq!(s.codes.length, 6);
+    assert_eq!(s.http.timeout.as_secs(), 10);
+    assert_eq!(s.http.idle.as_secs(), 60, "idle keep-alive");
 }
 
 #[test]

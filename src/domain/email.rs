@@ -45,6 +45,24 @@ impl EmailAddress {
         self.0.rsplit_once('@').map_or("", |(_, d)| d)
     }
 
+    /// The inbox this address delivers to, as far as its spelling tells: the
+    /// local part without a `+tag`, and at Gmail without dots, with
+    /// `googlemail.com` folded into `gmail.com`. The send limits count per
+    /// mailbox, so that aliases of one inbox share one allowance; accounts and
+    /// mail keep the address as given.
+    pub fn mailbox(&self) -> String {
+        let (local, domain) = self.0.rsplit_once('@').unwrap_or((&self.0, ""));
+        // "+tag@x" has no base to keep: the address is its own mailbox.
+        let base = match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => base,
+            _ => local,
+        };
+        match domain {
+            "gmail.com" | "googlemail.com" => format!("{}@gmail.com", base.replace('.', "")),
+            _ => format!("{base}@{domain}"),
+        }
+    }
+
     /// `ab***@qq.com`: enough to recognise a recipient in a log, not to harvest it.
     pub fn masked(&self) -> String {
         let (local, domain) = self.0.rsplit_once('@').unwrap_or((&self.0, ""));
@@ -110,6 +128,28 @@ impl fmt::Debug for EmailAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mailbox(raw: &str) -> String {
+        EmailAddress::parse(raw).unwrap().mailbox()
+    }
+
+    #[test]
+    fn aliases_of_one_inbox_share_a_mailbox() {
+        assert_eq!(mailbox("ann+promo@example.com"), "ann@example.com");
+        assert_eq!(mailbox("ann+a+b@example.com"), "ann@example.com");
+        assert_eq!(mailbox("a.n.n@gmail.com"), "ann@gmail.com");
+        assert_eq!(mailbox("A.nn+x@GoogleMail.com"), "ann@gmail.com");
+        assert_eq!(mailbox("+only@example.com"), "+only@example.com");
+    }
+
+    #[test]
+    fn different_inboxes_keep_different_mailboxes() {
+        // Dots matter everywhere but Gmail; other domains are other inboxes.
+        assert_ne!(mailbox("a.nn@example.com"), mailbox("ann@example.com"));
+        assert_ne!(mailbox("ann@qq.com"), mailbox("ann@gmail.com"));
+        assert_ne!(mailbox("ann@example.com"), mailbox("anne@example.com"));
+        assert_ne!(mailbox("ann@mail.gmail.com"), mailbox("ann@gmail.com"));
+    }
 
     #[test]
     fn canonical_form_is_lower_case() {

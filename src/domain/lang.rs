@@ -1,10 +1,12 @@
 use std::fmt;
 
 /// The two languages of mails, pages and CLI output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, utoipa::ToSchema)]
 pub enum Lang {
     #[default]
+    #[schema(rename = "zh-CN")]
     ZhCn,
+    #[schema(rename = "en")]
     En,
 }
 

@@ -9,7 +9,8 @@ pub use lang::Lang;
 pub use secret::{Code, Password, WeakPassword};
 
 /// What a code is for. A code for one purpose never works for another.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Purpose {
     Register,
     ResetPassword,

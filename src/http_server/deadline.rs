@@ -17,8 +17,13 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Keep-alive connections with no request in progress close after this.
-pub const IDLE: Duration = Duration::from_secs(60);
+/// How long a connection may take: to send a request head (from its first
+/// byte, or from the accept), and to start its next request when idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub head: Duration,
+    pub idle: Duration,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -41,7 +46,7 @@ enum Check {
 
 /// Shared by the socket wrapper and the service of one connection.
 pub struct Phase {
-    timeout: Duration,
+    timeouts: Timeouts,
     state: Mutex<State>,
     /// The task of the last read that waited. Once the answer is out hyper
     /// waits on the socket alone (it starts no read of its own), so it must
@@ -50,11 +55,11 @@ pub struct Phase {
 }
 
 impl Phase {
-    /// A new connection must send its first request head within `timeout`.
-    pub fn new(timeout: Duration) -> Self {
+    /// A new connection must send its first request head within `head`.
+    pub fn new(timeouts: Timeouts) -> Self {
         Self {
-            timeout,
-            state: Mutex::new(State::Head(Instant::now() + timeout)),
+            timeouts,
+            state: Mutex::new(State::Head(Instant::now() + timeouts.head)),
             reader: Mutex::new(None),
         }
     }
@@ -81,7 +86,7 @@ impl Phase {
                 Check::NoDeadline
             }
             State::Idle(_) if got_bytes => {
-                let until = now + self.timeout;
+                let until = now + self.timeouts.head;
                 *state = State::Head(until);
                 Check::Until(until)
             }
@@ -96,8 +101,8 @@ impl Phase {
             let mut state = self.lock();
             *state = match *state {
                 // Part of the next request is already in: its clock runs now.
-                State::Busy { read: true } => State::Head(now + self.timeout),
-                _ => State::Idle(now + IDLE),
+                State::Busy { read: true } => State::Head(now + self.timeouts.head),
+                _ => State::Idle(now + self.timeouts.idle),
             };
         }
         if let Some(reader) = self.reader().take() {
@@ -124,7 +129,8 @@ pub struct Deadlines<S> {
 
 impl<S> Deadlines<S> {
     pub fn new(io: S, phase: Arc<Phase>) -> Self {
-        let sleep = Box::pin(tokio::time::sleep(IDLE));
+        // Reset to the phase's deadline before every wait.
+        let sleep = Box::pin(tokio::time::sleep(phase.timeouts.head));
         Self { io, phase, sleep }
     }
 }
@@ -206,11 +212,16 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const TIMEOUT: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(60);
+    const TIMEOUTS: Timeouts = Timeouts {
+        head: TIMEOUT,
+        idle: IDLE,
+    };
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_new_connection_times_out_after_the_header_timeout() {
         let (client, server) = tokio::io::duplex(1024);
-        let phase = Arc::new(Phase::new(TIMEOUT));
+        let phase = Arc::new(Phase::new(TIMEOUTS));
         let mut io = Deadlines::new(server, phase);
         let started = Instant::now();
         let err = io.read(&mut [0u8; 16]).await.unwrap_err();
@@ -222,7 +233,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_keep_alive_closes_after_60_s_and_a_new_head_gets_the_header_timeout() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let phase = Arc::new(Phase::new(TIMEOUT));
+        let phase = Arc::new(Phase::new(TIMEOUTS));
         let mut io = Deadlines::new(server, Arc::clone(&phase));
         drop(phase.request_started()); // one request served: idle from now
         let started = Instant::now();
@@ -234,7 +245,7 @@ mod tests {
         assert_eq!(started.elapsed(), IDLE);
 
         // A head that starts while idle has TIMEOUT from its first byte.
-        let phase = Arc::new(Phase::new(TIMEOUT));
+        let phase = Arc::new(Phase::new(TIMEOUTS));
         let (mut client2, server) = tokio::io::duplex(1024);
         let mut io = Deadlines::new(server, Arc::clone(&phase));
         drop(phase.request_started());
@@ -251,7 +262,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_read_that_waited_while_busy_meets_the_idle_deadline() {
         let (_client, server) = tokio::io::duplex(1024);
-        let phase = Arc::new(Phase::new(TIMEOUT));
+        let phase = Arc::new(Phase::new(TIMEOUTS));
         let mut io = Deadlines::new(server, Arc::clone(&phase));
         let busy = phase.request_started();
         let reader = tokio::spawn(async move { io.read(&mut [0u8; 16]).await });
@@ -266,7 +277,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_busy_connection_has_no_read_deadline() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let phase = Arc::new(Phase::new(TIMEOUT));
+        let phase = Arc::new(Phase::new(TIMEOUTS));
         let mut io = Deadlines::new(server, Arc::clone(&phase));
         let busy = phase.request_started();
         tokio::time::advance(IDLE * 5).await;

@@ -26,7 +26,7 @@ use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 use crate::config::HttpSettings;
-use deadline::{Deadlines, Phase};
+use deadline::{Deadlines, Phase, Timeouts};
 
 /// hyper's read buffer bound. A request head that does not fit is answered
 /// by hyper itself (431, no body) and the connection closed, so no client can
@@ -57,17 +57,14 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     let (stop_tx, stop) = watch::channel(false);
+    let timeouts = Timeouts {
+        head: settings.timeout,
+        idle: settings.idle,
+    };
     let run = |l: Listener| {
         let router = guard::wrap(l.router, settings.timeout);
         let slots = Arc::clone(&slots);
-        accept_loop(
-            l.listener,
-            router,
-            settings.timeout,
-            slots,
-            &graceful,
-            stop.clone(),
-        )
+        accept_loop(l.listener, router, timeouts, slots, &graceful, stop.clone())
     };
     {
         let main = run(main);
@@ -94,7 +91,7 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
-    timeout: Duration,
+    timeouts: Timeouts,
     slots: Arc<Semaphore>,
     graceful: &GracefulShutdown,
     mut stop: watch::Receiver<bool>,
@@ -120,7 +117,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let conn = graceful.watch(connection(stream, peer, router.clone(), timeout));
+        let conn = graceful.watch(connection(stream, peer, router.clone(), timeouts));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
@@ -136,13 +133,13 @@ fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> http1::Connection<
     TokioIo<Deadlines<TcpStream>>,
     impl hyper::service::HttpService<Incoming, ResBody = axum::body::Body, Future: Send>,
 > {
     let _ = stream.set_nodelay(true);
-    let phase = Arc::new(Phase::new(timeout));
+    let phase = Arc::new(Phase::new(timeouts));
     let io = TokioIo::new(Deadlines::new(stream, Arc::clone(&phase)));
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));

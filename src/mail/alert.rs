@@ -1,9 +1,10 @@
-//! The failure-rate alert: after each send that ended, the rate over
-//! `ALERT_WINDOW_SECS` is compared with `ALERT_FAILURE_RATE`; crossing it
-//! upwards POSTs once to `ALERT_WEBHOOK_URL`, and it fires again only after
-//! the rate has fallen below. The POST runs on its own task with a timeout, so
-//! a slow receiver never holds up delivery.
+//! The alert webhook and its events. The failure-rate alert: after each send
+//! that ended, the rate over `ALERT_WINDOW_SECS` is compared with
+//! `ALERT_FAILURE_RATE`; crossing it upwards POSTs once to `ALERT_WEBHOOK_URL`,
+//! and it fires again only after the rate has fallen below. The send-rate cap:
+//! the send-code that fills `RATE_GLOBAL_PER_HOUR` posts `send_rate_cap`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -53,24 +54,36 @@ fn decide(firing: &mut bool, s: &AlertSettings, sent: i64, failed: i64) -> Optio
     })
 }
 
-pub struct Alerts {
-    settings: AlertSettings,
+/// The alert webhook (`ALERT_WEBHOOK_URL`): each event is one POST on its own
+/// task with a timeout, so a slow receiver never holds up what raised it.
+pub struct AlertHook {
     url: String,
-    storage: Storage,
-    clock: Clock,
     client: reqwest::Client,
-    firing: Mutex<bool>,
 }
 
-impl Alerts {
+/// The global send cap filled (`RATE_GLOBAL_PER_HOUR`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SendRateCap {
+    pub event: &'static str,
+    pub limit: i64,
+    pub window_secs: i64,
+}
+
+impl SendRateCap {
+    pub fn new(limit: i64) -> Self {
+        Self {
+            event: "send_rate_cap",
+            limit,
+            window_secs: 3600,
+        }
+    }
+}
+
+impl AlertHook {
     /// `Ok(None)` when no `ALERT_WEBHOOK_URL` is set. A client that cannot be
     /// built (no TLS roots, say) is a start-up error: alerts silently off
     /// would be found out only on the day they were needed.
-    pub fn new(
-        settings: &AlertSettings,
-        storage: Storage,
-        clock: Clock,
-    ) -> anyhow::Result<Option<Alerts>> {
+    pub fn new(settings: &AlertSettings) -> anyhow::Result<Option<AlertHook>> {
         let Some(url) = settings.webhook_url.clone() else {
             return Ok(None);
         };
@@ -80,14 +93,43 @@ impl Alerts {
             .map_err(|e| {
                 anyhow::anyhow!("ALERT_WEBHOOK_URL: cannot set up the HTTP client: {e}")
             })?;
-        Ok(Some(Alerts {
+        Ok(Some(AlertHook { url, client }))
+    }
+
+    pub fn post(&self, event: &impl Serialize) {
+        let request = self.client.post(&self.url).json(event);
+        tokio::spawn(async move {
+            match request.send().await.and_then(|r| r.error_for_status()) {
+                Ok(_) => tracing::info!("alert webhook answered"),
+                Err(e) => tracing::warn!(error = %e, "alert webhook failed"),
+            }
+        });
+    }
+}
+
+/// The failure-rate alert of the outbox worker.
+pub struct Alerts {
+    settings: AlertSettings,
+    hook: Arc<AlertHook>,
+    storage: Storage,
+    clock: Clock,
+    firing: Mutex<bool>,
+}
+
+impl Alerts {
+    pub fn new(
+        settings: &AlertSettings,
+        hook: Arc<AlertHook>,
+        storage: Storage,
+        clock: Clock,
+    ) -> Alerts {
+        Alerts {
             settings: settings.clone(),
-            url,
+            hook,
             storage,
             clock,
-            client,
             firing: Mutex::new(false),
-        }))
+        }
     }
 
     /// Call after a send ended (sent or finally failed).
@@ -107,13 +149,7 @@ impl Alerts {
             sent = event.sent,
             "mail failure rate crossed ALERT_FAILURE_RATE; calling the webhook"
         );
-        let request = self.client.post(&self.url).json(&event);
-        tokio::spawn(async move {
-            match request.send().await.and_then(|r| r.error_for_status()) {
-                Ok(_) => tracing::info!("alert webhook answered"),
-                Err(e) => tracing::warn!(error = %e, "alert webhook failed"),
-            }
-        });
+        self.hook.post(&event);
     }
 }
 

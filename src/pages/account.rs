@@ -8,9 +8,18 @@ use minijinja::{context, Value};
 use super::errors::{Errors, Field};
 use super::flows::PageForm;
 use super::view::Page;
+use super::{LangQuery, BAD_FORM, NOT_A_FORM};
 use crate::clock;
 use crate::error::ApiError;
 
+/// The account
+#[utoipa::path(get, path = "/account", operation_id = "account_page", tag = "pages", params(LangQuery),
+    responses(
+        (status = 200, description = "The signed-in user's address and when the account was made, and a sign-out button.", content_type = "text/html", body = String),
+        (status = 303, description = "No live session: to `/login` (an ended session's cookie is cleared).", headers(("Location" = String))),
+        (status = 500, description = "A page that says what went wrong.", content_type = "text/html", body = String),
+        (status = 503, description = "A page that says what went wrong.", content_type = "text/html", body = String),
+    ))]
 pub async fn page(page: Page) -> Response {
     let Some(token) = page.session.as_deref() else {
         return page.redirect(&page.keep_lang("/login"));
@@ -36,6 +45,19 @@ pub async fn page(page: Page) -> Response {
     }
 }
 
+/// Sign out
+///
+/// Ends the session and clears its cookie. Without a valid CSRF token the
+/// browser goes back to `/account`, still signed in.
+#[utoipa::path(post, path = "/logout", operation_id = "page_logout", tag = "pages",
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To `/login?signed_out=1`, the session cookie cleared; or to `/account` when the CSRF token is wrong.", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
+        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 500, description = "A page that says what went wrong.", content_type = "text/html", body = String),
+        (status = 503, description = "A page that says what went wrong.", content_type = "text/html", body = String),
+    ))]
 pub async fn logout(page: Page, Form(form): Form<PageForm>) -> Response {
     if !page.csrf_ok(&form.csrf) {
         // Signing someone out from another site is refused; back to the account page.

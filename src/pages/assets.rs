@@ -10,6 +10,9 @@ const ICON: &str = include_str!("../../static/favicon.svg");
 /// Page links carry `?v=<version>`, so a new release is fetched afresh.
 const CACHE: &str = "public, max-age=86400";
 
+/// The pages' stylesheet
+#[utoipa::path(get, path = "/static/app.css", tag = "pages",
+    responses((status = 200, description = "Cached for a day; pages link it with `?v=<version>`.", content_type = "text/css", body = String)))]
 pub async fn css() -> impl IntoResponse {
     (
         [
@@ -20,6 +23,9 @@ pub async fn css() -> impl IntoResponse {
     )
 }
 
+/// The pages' script (countdowns; every form works without it)
+#[utoipa::path(get, path = "/static/app.js", tag = "pages",
+    responses((status = 200, description = "Cached for a day; pages link it with `?v=<version>`.", content_type = "text/javascript", body = String)))]
 pub async fn js() -> impl IntoResponse {
     (
         [
@@ -30,6 +36,9 @@ pub async fn js() -> impl IntoResponse {
     )
 }
 
+/// The pages' icon
+#[utoipa::path(get, path = "/static/favicon.svg", tag = "pages",
+    responses((status = 200, description = "Cached for a day.", content_type = "image/svg+xml", body = String)))]
 pub async fn icon() -> impl IntoResponse {
     (
         [

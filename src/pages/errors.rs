@@ -50,6 +50,7 @@ impl Page {
             ApiError::RateLimited { retry_after } => {
                 (Field::Email, wait("err_rate_limited", *retry_after))
             }
+            ApiError::ChallengeRequired => (Field::Email, self.t("err_challenge_required")),
             ApiError::InvalidCode => (Field::Code, self.t("err_invalid_code")),
             ApiError::TooManyAttempts { retry_after } => {
                 (Field::Code, wait("err_too_many_attempts", *retry_after))

@@ -7,10 +7,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::{context, Value};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::errors::{Errors, Field};
 use super::view::Page;
+use super::{LangQuery, BAD_FORM, FORM_ERRORS, FORM_REFUSED, NOT_A_FORM};
 use crate::accounts::Session;
+use crate::codes::SendRequest;
 use crate::domain::{EmailAddress, Password, Purpose};
 use crate::error::ApiError;
 
@@ -64,14 +67,20 @@ pub const LOGIN_CODE: Flow = Flow {
 };
 
 /// Every field any page form posts; absent ones are empty.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(default)]
 pub struct PageForm {
+    /// The token in the page's form, bound to the browser's CSRF cookie.
     pub csrf: String,
+    /// `code` on `/login` for a sign-in by code; empty otherwise.
     pub mode: String,
+    /// `send` asks for a code (step 1, or "send again"); anything else
+    /// finishes the flow with `code` (and `password`).
     pub action: String,
     pub email: String,
     pub code: String,
+    /// The password (`/login`), the new account's (`/register`) or the new
+    /// one (`/forgot-password`).
     pub password: String,
     /// When step 2's code was sent (unix seconds), so a re-rendered step 2
     /// keeps counting down from where it was. Only ever affects the countdown.
@@ -90,18 +99,60 @@ struct View {
     errors: Errors,
 }
 
+/// Register: the form
+#[utoipa::path(get, path = "/register", tag = "pages", params(LangQuery),
+    responses((status = 200, description = "Step 1: the address.", content_type = "text/html", body = String)))]
 pub async fn register_page(page: Page) -> Response {
     render(&page, REGISTER, View::default(), StatusCode::OK)
 }
 
+/// Register: send a code, or create the account
+///
+/// `action=send` mails a code (step 2 follows: the code and a password);
+/// otherwise the account is made and the browser signed in.
+#[utoipa::path(post, path = "/register", tag = "pages", params(LangQuery),
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Step 2: the code was sent; the code and a password.", content_type = "text/html", body = String),
+        (status = 303, description = "Signed in: to `/account`, with the session cookie.", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 403, description = FORM_REFUSED, content_type = "text/html", body = String),
+        (status = 409, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
+        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 429, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 500, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 503, description = FORM_ERRORS, content_type = "text/html", body = String),
+    ))]
 pub async fn register_submit(page: Page, Form(form): Form<PageForm>) -> Response {
     submit(page, REGISTER, form).await
 }
 
+/// Forgot password: the form
+#[utoipa::path(get, path = "/forgot-password", tag = "pages", params(LangQuery),
+    responses((status = 200, description = "Step 1: the address.", content_type = "text/html", body = String)))]
 pub async fn forgot_page(page: Page) -> Response {
     render(&page, FORGOT, View::default(), StatusCode::OK)
 }
 
+/// Forgot password: send a code, or set the new password
+///
+/// `action=send` mails a code (the page never says whether the address has an
+/// account); otherwise the password is reset, every older session ends, and
+/// this browser is signed in with a new one.
+#[utoipa::path(post, path = "/forgot-password", tag = "pages", params(LangQuery),
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Step 2: the code was sent; the code and a new password.", content_type = "text/html", body = String),
+        (status = 303, description = "Reset and signed in: to `/account`, with the session cookie.", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 403, description = FORM_REFUSED, content_type = "text/html", body = String),
+        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
+        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 429, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 500, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 503, description = FORM_ERRORS, content_type = "text/html", body = String),
+    ))]
 pub async fn forgot_submit(page: Page, Form(form): Form<PageForm>) -> Response {
     submit(page, FORGOT, form).await
 }
@@ -131,11 +182,16 @@ async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
     let state = &page.state;
     let from_step_2 = !form.sent_at.is_empty();
     let result = match EmailAddress::parse(form.email.trim()) {
-        Ok(email) => state
-            .codes
-            .request(&email, flow.purpose, page.lang, &page.ip_key())
-            .await
-            .map(|()| email),
+        Ok(email) => {
+            let req = SendRequest {
+                email: &email,
+                purpose: flow.purpose,
+                lang: page.lang,
+                client: page.client(),
+                solved: false,
+            };
+            state.codes.request(req).await.map(|()| email)
+        }
         Err(e) => Err(e.into()),
     };
     match result {

@@ -9,8 +9,28 @@ use super::errors::{Errors, Field};
 use super::flows::{self, link, PageForm};
 use super::lang::query_param;
 use super::view::Page;
+use super::{LangQuery, BAD_FORM, FORM_ERRORS, FORM_REFUSED, NOT_A_FORM};
 use crate::domain::{EmailAddress, Password};
 
+/// The `/login` page's own query parameters.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read from the raw query; here to be described
+pub(crate) struct LoginQuery {
+    /// `code`: sign in with a code sent by mail instead of a password.
+    #[param(required = false)]
+    mode: Option<String>,
+    /// `1`: say "you are signed out" above the form.
+    #[param(required = false)]
+    signed_out: Option<String>,
+}
+
+/// Sign in: the form
+#[utoipa::path(get, path = "/login", operation_id = "login_page", tag = "pages", params(LangQuery, LoginQuery),
+    responses(
+        (status = 200, description = "The password form, or with `mode=code` the code form.", content_type = "text/html", body = String),
+        (status = 303, description = "Already signed in: to `/account`.", headers(("Location" = String))),
+    ))]
 pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {
     // Already signed in: the account, not a second sign-in. (A stale cookie
     // still gets the form.)
@@ -27,6 +47,24 @@ pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {
     render(&page, "", notice, Errors::default(), StatusCode::OK)
 }
 
+/// Sign in with a password, or by code
+///
+/// With `mode=code` the form works as the code flows do (`action=send`, then
+/// the code); otherwise `email` and `password`.
+#[utoipa::path(post, path = "/login", operation_id = "login_submit", tag = "pages", params(LangQuery),
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`mode=code`: the code was sent; the code.", content_type = "text/html", body = String),
+        (status = 303, description = "Signed in: to `/account`, with the session cookie.", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 401, description = "Wrong address or password: the form again.", content_type = "text/html", body = String),
+        (status = 403, description = FORM_REFUSED, content_type = "text/html", body = String),
+        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
+        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 429, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 500, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 503, description = FORM_ERRORS, content_type = "text/html", body = String),
+    ))]
 pub async fn submit(mut page: Page, Form(form): Form<PageForm>) -> Response {
     if form.mode == "code" {
         return flows::submit(page, flows::LOGIN_CODE, form).await;

@@ -20,18 +20,21 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 
-use crate::state::AppState;
+use crate::domain::Lang;
+use crate::routes::Routes;
 use view::Pages;
 
 /// No inline script or style anywhere: only the two files under /static.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/account") }))
+pub fn router() -> Routes {
+    Routes::new()
+        .route("/", get(root))
         .route(
             "/register",
             get(flows::register_page).post(flows::register_submit),
@@ -46,8 +49,55 @@ pub fn router() -> Router<AppState> {
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
         .route("/static/favicon.svg", get(assets::icon))
-        .layer(middleware::from_fn(security_headers))
-        .layer(Extension(Arc::new(Pages::new())))
+        .map(|r| {
+            r.layer(middleware::from_fn(security_headers))
+                .layer(Extension(Arc::new(Pages::new())))
+        })
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    root,
+    flows::register_page,
+    flows::register_submit,
+    flows::forgot_page,
+    flows::forgot_submit,
+    login::page,
+    login::submit,
+    account::page,
+    account::logout,
+    assets::css,
+    assets::js,
+    assets::icon,
+))]
+pub struct PagesApi;
+
+/// The page language: `?lang=`, then the cookie a page set, then
+/// `Accept-Language`, then `MAIL_LANG`. A `?lang=` is remembered in a cookie.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LangQuery {
+    /// The page's language; remembered in a cookie.
+    #[param(value_type = Lang, required = false)]
+    #[allow(dead_code)] // read by `lang::choose` from the raw query; here to be described
+    lang: Option<String>,
+}
+
+/// What a form post may answer besides its own outcomes: each re-renders the
+/// form with the error by its field, with the status the API would use.
+pub(crate) const FORM_ERRORS: &str = "The form again, the error shown by its field.";
+pub(crate) const FORM_REFUSED: &str = "The form again with a fresh CSRF token: the token was missing or wrong, or the post came from another origin (`Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` that is not `PUBLIC_URL`'s).";
+pub(crate) const NOT_A_FORM: &str =
+    "Plain text: the body was not sent as `application/x-www-form-urlencoded`.";
+pub(crate) const BAD_FORM: &str = "Plain text: the form could not be read (a field given twice).";
+
+/// The root
+///
+/// Redirects to `/account` (and from there to `/login` without a session).
+#[utoipa::path(get, path = "/", tag = "pages",
+    responses((status = 303, description = "To `/account`.", headers(("Location" = String)))))]
+async fn root() -> Redirect {
+    Redirect::to("/account")
 }
 
 pub(crate) async fn security_headers(req: Request, next: Next) -> Response {

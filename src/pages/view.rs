@@ -170,6 +170,11 @@ impl Page {
                 .verify(self.browser_id.as_deref(), submitted)
     }
 
+    /// The client, as the API resolves it (`TRUSTED_PROXIES`).
+    pub fn client(&self) -> ClientIp {
+        self.client
+    }
+
     /// The per-IP limit key of the client, as the API computes it.
     pub fn ip_key(&self) -> String {
         self.client.key()

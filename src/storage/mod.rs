@@ -2,6 +2,7 @@
 //! sees; each backend module holds that backend's queries. Every operation that
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
+mod challenges;
 mod exec;
 mod jwt_keys;
 mod outbox;
@@ -18,12 +19,13 @@ use std::time::Duration;
 use crate::domain::EmailAddress;
 use exec::Db;
 
+pub use challenges::NewChallenge;
 pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use records::{
-    CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits, LiveSession,
-    MailKind, NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, PublishedJwtKey,
-    SendLimits, StoredJwtKey, User,
+    ChallengeRule, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits,
+    LiveSession, MailKind, NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats,
+    PublishedJwtKey, SendLimits, StoredJwtKey, User,
 };
 
 #[derive(Debug, thiserror::Error)]

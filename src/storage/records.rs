@@ -144,19 +144,44 @@ pub struct DevMail {
     pub created_at: i64,
 }
 
-/// The limits a send-code request is held to; zero disables one.
+/// The limits a send-code request is held to; zero disables one. The
+/// cooldown and the per-address limit count per mailbox and purpose.
 #[derive(Debug, Clone, Copy)]
 pub struct SendLimits {
     pub cooldown_secs: i64,
     pub per_email_per_hour: i64,
     pub per_ip_per_hour: i64,
+    /// Accepted requests across all instances (`RATE_GLOBAL_PER_HOUR`).
+    pub global_per_hour: i64,
+}
+
+/// The advisory lock of the global send count (no address or IP looks like it).
+const GLOBAL_SEND_KEY: &str = "send-code:global";
+
+/// When a send-code must carry a solved challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeRule {
+    Never,
+    Always,
+    /// From a network with `after` accepted send-codes in the last hour, and
+    /// from everyone while the global count is over half its cap.
+    Auto {
+        after: i64,
+    },
 }
 
 /// One send-code request, decided and recorded in one transaction.
 pub struct CodeRequest {
     pub email: EmailAddress,
+    /// `email.mailbox()`: what the cooldown and the per-address limit count.
+    pub mailbox: String,
     pub purpose: Purpose,
     pub ip_key: String,
+    /// The client network (`ClientIp::network`).
+    pub network: String,
+    pub challenge: ChallengeRule,
+    /// The request carried a challenge it solved (and used up).
+    pub solved: bool,
     pub now: i64,
     pub limits: SendLimits,
     pub code_hash: [u8; 32],
@@ -171,13 +196,18 @@ pub struct CodeRequest {
 }
 
 impl CodeRequest {
-    /// What PostgreSQL locks for this request: the address, and the client's
-    /// IP only when its limit is on. Otherwise every request from one IP (an
-    /// app server calling the API, say) would queue behind one lock for nothing.
+    /// What PostgreSQL locks for this request: the address and its mailbox,
+    /// the client's IP only when its limit is on (otherwise every request from
+    /// one IP, an app server calling the API say, would queue behind one lock
+    /// for nothing), and the global count only when it is capped: then every
+    /// send-code takes its turn, the price of a cap that holds exactly.
     pub(super) fn lock_keys(&self) -> Vec<String> {
-        let mut keys = vec![self.email.to_string()];
+        let mut keys = vec![self.email.to_string(), self.mailbox.clone()];
         if self.limits.per_ip_per_hour > 0 {
             keys.push(self.ip_key.clone());
+        }
+        if self.limits.global_per_hour > 0 {
+            keys.push(GLOBAL_SEND_KEY.to_string());
         }
         keys
     }
@@ -239,14 +269,20 @@ pub struct PublishedJwtKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeRequestOutcome {
-    /// Accepted: a code or a notice was written to the outbox.
-    Accepted,
+    /// Accepted: a code or a notice was written to the outbox. `filled_cap`:
+    /// this request was the one that filled the global hourly cap (so exactly
+    /// one request per crossing, across instances, says so).
+    Accepted {
+        filled_cap: bool,
+    },
     RateLimited {
         retry_after: i64,
     },
     Locked {
         retry_after: i64,
     },
+    /// A challenge is required and none was solved: nothing was counted.
+    ChallengeRequired,
 }
 
 /// How a submitted code fared.

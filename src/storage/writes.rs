@@ -10,12 +10,16 @@ use super::*;
 
 /// The address's failure record, if any: its lock's end, 0 when not locked.
 const FAILURES: &str = "SELECT COALESCE(locked_until, 0) FROM failures WHERE email = $1";
-const LAST_REQUEST: &str = "SELECT MAX(at) FROM code_requests WHERE email = $1 AND purpose = $2";
+const LAST_REQUEST: &str = "SELECT MAX(at) FROM code_requests WHERE mailbox = $1 AND purpose = $2";
 /// The `limit`-th newest request in the window, if there are that many.
-const WINDOW_EMAIL: &str =
-    "SELECT at FROM code_requests WHERE email = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+const WINDOW_MAILBOX: &str = "SELECT at FROM code_requests WHERE mailbox = $1 AND purpose = $2
+     AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4";
 const WINDOW_IP: &str =
     "SELECT at FROM code_requests WHERE ip = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+const WINDOW_NETWORK: &str =
+    "SELECT at FROM code_requests WHERE network = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+const WINDOW_ALL: &str =
+    "SELECT at FROM code_requests WHERE at > $1 ORDER BY at DESC LIMIT 1 OFFSET $2";
 
 /// What the failure record says: no record, one without a live lock, or
 /// the seconds left on the lock.
@@ -35,19 +39,35 @@ async fn failures(db: &mut impl Exec, email: &str, now: i64) -> Result<Failures>
     })
 }
 
+/// Which requests of the last hour a limit counts.
+enum Window<'a> {
+    Mailbox(&'a str, &'a str),
+    Ip(&'a str),
+    Network(&'a str),
+    All,
+}
+
 /// Seconds until the `limit`-th newest request in the window leaves it, if
 /// the window is full.
 async fn window_full(
     db: &mut impl Exec,
-    sql: &'static str,
-    key: &str,
+    window: Window<'_>,
     limit: i64,
     now: i64,
 ) -> Result<Option<i64>> {
     if limit <= 0 {
         return Ok(None);
     }
-    let at = db.int(sql, args![key, now - 3600, limit - 1]).await?;
+    let (since, offset) = (now - 3600, limit - 1);
+    let at = match window {
+        Window::Mailbox(mailbox, purpose) => {
+            db.int(WINDOW_MAILBOX, args![mailbox, purpose, since, offset])
+                .await?
+        }
+        Window::Ip(ip) => db.int(WINDOW_IP, args![ip, since, offset]).await?,
+        Window::Network(net) => db.int(WINDOW_NETWORK, args![net, since, offset]).await?,
+        Window::All => db.int(WINDOW_ALL, args![since, offset]).await?,
+    };
     Ok(at.map(|at| at + 3600 - now))
 }
 
@@ -55,30 +75,70 @@ pub(super) async fn request_code(
     db: &mut impl Exec,
     req: &CodeRequest,
 ) -> Result<CodeRequestOutcome> {
-    let email = req.email.as_str();
+    let (email, mailbox) = (req.email.as_str(), req.mailbox.as_str());
     let purpose = req.purpose.as_str();
     if let Failures::Locked { retry_after } = failures(db, email, req.now).await? {
         return Ok(CodeRequestOutcome::Locked { retry_after });
     }
+    if !req.solved && challenge_required(db, req).await? {
+        return Ok(CodeRequestOutcome::ChallengeRequired);
+    }
     let mut waits = Vec::new();
     if req.limits.cooldown_secs > 0 {
-        let last = db.int(LAST_REQUEST, args![email, purpose]).await?;
+        let last = db.int(LAST_REQUEST, args![mailbox, purpose]).await?;
         waits.extend(
             last.map(|at| at + req.limits.cooldown_secs - req.now)
                 .filter(|w| *w > 0),
         );
     }
-    let (per_email, per_ip) = (req.limits.per_email_per_hour, req.limits.per_ip_per_hour);
-    waits.extend(window_full(db, WINDOW_EMAIL, email, per_email, req.now).await?);
-    waits.extend(window_full(db, WINDOW_IP, &req.ip_key, per_ip, req.now).await?);
+    let limits = &req.limits;
+    let mailbox_window = Window::Mailbox(mailbox, purpose);
+    waits.extend(window_full(db, mailbox_window, limits.per_email_per_hour, req.now).await?);
+    waits.extend(window_full(db, Window::Ip(&req.ip_key), limits.per_ip_per_hour, req.now).await?);
+    waits.extend(window_full(db, Window::All, limits.global_per_hour, req.now).await?);
     if let Some(retry_after) = waits.into_iter().max() {
         return Ok(CodeRequestOutcome::RateLimited { retry_after });
     }
     db.execute(
-        "INSERT INTO code_requests (email, purpose, ip, at) VALUES ($1, $2, $3, $4)",
-        args![email, purpose, &req.ip_key, req.now],
+        "INSERT INTO code_requests (mailbox, purpose, ip, network, at) VALUES ($1, $2, $3, $4, $5)",
+        args![mailbox, purpose, &req.ip_key, &req.network, req.now],
     )
     .await?;
+    write_code_and_mail(db, req).await?;
+    // Full now, and was not before this request: the one crossing.
+    let filled_cap = window_full(db, Window::All, limits.global_per_hour, req.now)
+        .await?
+        .is_some();
+    Ok(CodeRequestOutcome::Accepted { filled_cap })
+}
+
+/// Whether this request must carry a solved challenge: always, or in `auto`
+/// once its network has had its allowance this hour or while the global count
+/// is over half its cap.
+async fn challenge_required(db: &mut impl Exec, req: &CodeRequest) -> Result<bool> {
+    let after = match req.challenge {
+        ChallengeRule::Never => return Ok(false),
+        ChallengeRule::Always => return Ok(true),
+        ChallengeRule::Auto { after } => after,
+    };
+    let (now, cap) = (req.now, req.limits.global_per_hour);
+    if after == 0
+        || window_full(db, Window::Network(&req.network), after, now)
+            .await?
+            .is_some()
+    {
+        return Ok(true);
+    }
+    Ok(cap > 0
+        && window_full(db, Window::All, cap / 2 + 1, now)
+            .await?
+            .is_some())
+}
+
+/// The code and its mail where the code can be used; elsewhere the hash of
+/// no code and a notice.
+async fn write_code_and_mail(db: &mut impl Exec, req: &CodeRequest) -> Result<()> {
+    let email = req.email.as_str();
     let has_account = db
         .exists("SELECT 1 FROM users WHERE email = $1", args![email])
         .await?;
@@ -94,11 +154,11 @@ pub(super) async fn request_code(
         "INSERT INTO codes (email, purpose, code_hash, expires_at, attempts, used) VALUES ($1, $2, $3, $4, 0, 0)
          ON CONFLICT (email, purpose) DO UPDATE SET code_hash = excluded.code_hash,
              expires_at = excluded.expires_at, attempts = 0, used = 0",
-        args![email, purpose, &code_hash[..], req.code_expires_at],
+        args![email, req.purpose.as_str(), &code_hash[..], req.code_expires_at],
     )
     .await?;
     insert_message(db, mail, req.now).await?;
-    Ok(CodeRequestOutcome::Accepted)
+    Ok(())
 }
 
 pub(super) async fn check_code(db: &mut impl Exec, guess: &CodeGuess) -> Result<CodeCheck> {
@@ -275,8 +335,9 @@ pub(super) async fn delete_session(db: &mut impl Exec, token_hash: &[u8]) -> Res
 /// sessions, and finished mail older than `retention_secs`.
 pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> Result<()> {
     // Requests only matter for the rolling hour and the cooldown (at most a day).
-    let deletes: [(&'static str, i64); 7] = [
+    let deletes: [(&'static str, i64); 8] = [
         ("DELETE FROM code_requests WHERE at < $1", now - 86_400),
+        ("DELETE FROM challenges WHERE expires_at < $1", now),
         ("DELETE FROM codes WHERE expires_at < $1", now - 3600),
         ("DELETE FROM sessions WHERE expires_at < $1", now),
         (

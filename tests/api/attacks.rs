@@ -25,16 +25,6 @@ async fn nth_dev_code(app: &TestApp, db: &TestDb, to: &str, n: i64) -> String {
     app.dev_code(to, WAIT).await
 }
 
-/// Makes `secs` pass for everything the limits and the lock look at.
-async fn advance(db: &TestDb, secs: i64) {
-    db.exec(&format!("UPDATE code_requests SET at = at - {secs}"))
-        .await;
-    db.exec(&format!(
-        "UPDATE failures SET locked_until = locked_until - {secs} WHERE locked_until IS NOT NULL"
-    ))
-    .await;
-}
-
 /// A 6-digit guess that is not `right` (so no guess can win by luck and the
 /// count of evaluated guesses is exact).
 fn wrong_guess(right: &str) -> String {
@@ -125,7 +115,7 @@ async fn attack_for_a_day(app: &TestApp, victim: &str) -> Day {
             (429, "rate_limited") => {}
             other => panic!("send-code answered {other:?}: {}", r.raw),
         }
-        advance(db, 720).await;
+        app.clock().advance(720);
     }
     day
 }
@@ -147,7 +137,7 @@ fn print_day(label: &str, day: &Day) {
 
 #[tokio::test]
 async fn brute_force_for_a_simulated_day_with_the_defaults() {
-    let app = TestApp::builder().start().await;
+    let app = TestApp::builder().manual_clock().start().await;
     let victim = "victim@example.com";
     app.register_via_dev_mailbox(victim, "the right password")
         .await;
@@ -173,6 +163,7 @@ async fn brute_force_for_a_simulated_day_with_the_defaults() {
 #[tokio::test]
 async fn brute_force_without_the_failure_lock_is_held_to_600_guesses_a_day() {
     let app = TestApp::builder()
+        .manual_clock()
         .env("CODE_MAX_FAILURES", "0")
         .start()
         .await;

@@ -56,6 +56,7 @@ fn require_tools() {
 async fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
     require_tools();
     let app = TestApp::builder()
+        .process()
         .envs(env)
         // Every page load comes from 127.0.0.1: the per-IP limit is not under test here.
         .env("RATE_IP_PER_HOUR", "0")
@@ -119,7 +120,7 @@ async fn journeys_in_english() {
 async fn without_javascript() {
     run_scenario(
         "nojs",
-        &[("RESEND_COOLDOWN_SECS", "0"), ("RATE_EMAIL_PER_HOUR", "4")],
+        &[("RESEND_COOLDOWN_SECS", "0"), ("RATE_EMAIL_PER_HOUR", "3")],
     )
     .await;
 }

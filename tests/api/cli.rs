@@ -193,6 +193,7 @@ SMTP_USER=a@qq.com
 #[tokio::test]
 async fn an_unknown_name_in_the_environment_is_a_warning_at_start() {
     let app = TestApp::builder()
+        .process()
         .envs(&[("SMTP_PROVIDR", "qq"), ("MAIL_LANG", "en")])
         .start()
         .await;
@@ -459,9 +460,23 @@ fn help_on_each_command() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `--version` prints the name and Cargo's version, and reads no settings:
+/// it answers even beside an env file that would stop start-up.
+#[test]
+fn version_prints_the_cargo_version() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "SMTP_PROVIDR=qq\n").unwrap();
+    let out = run(dir.path(), &["--version"], &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("authmail {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 #[tokio::test]
 async fn dev_mode_says_where_the_mailbox_is_and_sigterm_exits_cleanly() {
-    let mut app = TestApp::builder().start().await;
+    let mut app = TestApp::builder().process().start().await;
     assert!(
         app.logs().contains("/dev/mailbox"),
         "start-up line names the mailbox: {}",
@@ -483,6 +498,7 @@ async fn dev_mode_says_where_the_mailbox_is_and_sigterm_exits_cleanly() {
 #[tokio::test]
 async fn with_smtp_configured_the_dev_mailbox_is_gone() {
     let app = TestApp::builder()
+        .process()
         .envs(&[
             ("SMTP_SERVER", "127.0.0.1"),
             ("SMTP_PORT", "9"),

@@ -263,18 +263,26 @@ async fn a_successful_sign_in_clears_the_failure_count() {
 #[tokio::test]
 async fn a_code_dies_with_its_ttl() {
     let app = TestApp::builder()
+        .manual_clock()
         .no_limits()
         .env("CODE_TTL_SECS", "30")
         .start()
         .await;
-    app.send_code("seven@example.com", "register").await;
-    let code = app.dev_code("seven@example.com", WAIT).await;
-    // No waiting half a minute in a test: the store is opened directly and
-    // the code's expiry moved into the past, as time would.
-    app.db.exec("UPDATE codes SET expires_at = 0").await;
-    let r = app
-        .register("seven@example.com", "password seven", &code)
-        .await;
+    let (kept, late) = ("six@example.com", "seven@example.com");
+    for email in [kept, late] {
+        app.send_code(email, "register").await;
+    }
+    let (kept_code, late_code) = (
+        app.dev_code(kept, WAIT).await,
+        app.dev_code(late, WAIT).await,
+    );
+    // One second before the end of its life a code still works...
+    app.clock().advance(29);
+    let r = app.register(kept, "password six", &kept_code).await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    // ...and from its end on it does not.
+    app.clock().advance(1);
+    let r = app.register(late, "password seven", &late_code).await;
     assert_eq!(
         (r.status, r.error_code()),
         (400, "invalid_code"),

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use authmail::mail::outbox::Outcome;
+use serde_json::json;
+
 use crate::support::app::TestApp;
 use crate::support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
 
@@ -109,18 +112,34 @@ async fn a_451_is_retried_and_then_sent() {
     let mut options = SmtpOptions::new(Mode::StartTls);
     options.tempfail = 1;
     let smtp = SmtpServer::start(&certs, options);
-    let app = TestApp::builder().smtp(&smtp).admin().start().await;
+    // The worker stepped by hand on a still clock: each try is one step.
+    let app = TestApp::builder()
+        .smtp(&smtp)
+        .admin()
+        .manual_clock()
+        .stepped_worker()
+        .start()
+        .await;
 
     assert_eq!(
         app.send_code("dave@example.com", "register").await.status,
         202
     );
-    let mail = smtp.wait_for_mail("dave@example.com", WAIT).await;
-    let m = app
-        .wait_outbox("dave@example.com", |m| m["status"] == "sent", WAIT)
-        .await;
-    assert_eq!(m["attempts"], 2);
+    assert_eq!(app.deliver_due().await, Outcome::Delivered(1));
+    let m = app.wait_outbox("dave@example.com", |_| true, WAIT).await;
+    assert_eq!(
+        (&m["status"], &m["attempts"]),
+        (&json!("queued"), &json!(1))
+    );
     assert!(m["last_error"].as_str().unwrap().contains("451"), "{m}");
+    // Not before its backoff (RETRY_BASE_SECS=1 with jitter, at most 2 s)...
+    assert_eq!(app.deliver_due().await, Outcome::Idle);
+    app.clock().advance(2);
+    // ...and then it goes.
+    assert_eq!(app.deliver_due().await, Outcome::Delivered(1));
+    let m = app.wait_outbox("dave@example.com", |_| true, WAIT).await;
+    assert_eq!((&m["status"], &m["attempts"]), (&json!("sent"), &json!(2)));
+    let mail = smtp.wait_for_mail("dave@example.com", WAIT).await;
     assert_eq!(mail.code().len(), 6);
 }
 
@@ -131,6 +150,7 @@ async fn a_message_accepted_before_kill_9_is_delivered_after_restart() {
     // Nothing listens on `port` yet: the first tries fail to connect.
     let ca = certs.ca().display().to_string();
     let mut app = TestApp::builder()
+        .process()
         .admin()
         .envs(&[
             ("SMTP_SERVER", "localhost"),
@@ -219,7 +239,12 @@ async fn the_smtp_password_never_reaches_any_output() {
         &certs,
         SmtpOptions::new(Mode::StartTls).auth("pw@authmail.test", PASSWORD),
     );
-    let mut app = TestApp::builder().smtp(&smtp).admin().start().await;
+    let mut app = TestApp::builder()
+        .process()
+        .smtp(&smtp)
+        .admin()
+        .start()
+        .await;
 
     assert_eq!(
         app.send_code("gina@example.com", "register").await.status,
@@ -251,8 +276,10 @@ async fn a_code_mail_stops_retrying_when_its_code_expires() {
     let port = crate::support::smtp::free_port(); // nothing listens: every try fails to connect
     let ca = certs.ca().display().to_string();
     let app = TestApp::builder()
+        .manual_clock()
         .admin()
         .envs(&[
+            ("CODE_TTL_SECS", "60"),
             ("SMTP_SERVER", "localhost"),
             ("SMTP_SECURITY", "starttls"),
             ("SMTP_FROM", "noreply@authmail.test"),
@@ -275,10 +302,7 @@ async fn a_code_mail_stops_retrying_when_its_code_expires() {
         "a refused connection is retried: {m}"
     );
     // Time passes: the code (and so its mail) expires.
-    app.db
-        .exec("UPDATE outbox SET expires_at = created_at")
-        .await;
-    app.db.exec("UPDATE codes SET expires_at = 0").await;
+    app.clock().advance(60);
     let m = app
         .wait_outbox("hal@example.com", |m| m["status"] == "failed", WAIT)
         .await;

@@ -77,6 +77,7 @@ async fn kill_9_cycles_lose_no_mail() {
         port,
     )];
     let mut app = TestApp::builder()
+        .process()
         .exclusive()
         .no_limits()
         .envs(&[

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::api::{time_now, Reply, SESSION_TTL_SECS};
+use crate::support::api::{Reply, SESSION_TTL_SECS};
 use crate::support::app::{bin, TestApp};
 use crate::support::db::TestDb;
 use crate::support::wait::{eventually, output_within};
@@ -84,7 +84,7 @@ async fn jwt(app: &TestApp, token: &str, ttl_secs: i64) -> String {
         "{}",
         r.raw
     );
-    let now = time_now();
+    let now = app.clock().now();
     assert!(
         (now - 5..=now).contains(&(exp - ttl_secs)),
         "exp {exp} is not {ttl_secs} s from {now}"
@@ -134,19 +134,6 @@ fn rotate(app: &TestApp, env: &[(&str, &str)]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "keys rotate: {stdout}{stderr}");
     stdout
-}
-
-/// Issues JWTs until one is signed with a key other than `old`.
-async fn wait_for_new_kid(app: &TestApp, token: &str, old: &str, ttl_secs: i64) -> String {
-    eventually(Duration::from_secs(15), || async {
-        let token = jwt(app, token, ttl_secs).await;
-        let header = claims_header(&token);
-        match header["kid"] != old {
-            true => Ok(token),
-            false => Err(format!("still signed with {old}")),
-        }
-    })
-    .await
 }
 
 fn claims_header(jwt: &str) -> Value {
@@ -208,16 +195,25 @@ async fn a_jwt_names_user_and_session_and_pyjwt_verifies_it_against_the_jwks() {
 async fn rotation_keeps_old_tokens_verifiable_until_they_expire() {
     let app = TestApp::builder()
         .no_limits()
+        .manual_clock()
         .env("JWT_TTL_SECS", "60")
         .start()
         .await;
     let (_, token) = signed_in(&app, "ro@example.com").await;
+    // Behind PyJWT's clock, so that moving it on below never issues a token
+    // from PyJWT's future.
+    app.clock().advance(-30);
     let old_jwt = jwt(&app, &token, 60).await;
     let old_kid = kid(&pyjwt(&app, &old_jwt, None).expect("verifies"));
 
     let said = rotate(&app, &[("JWT_TTL_SECS", "60")]);
-    let new_kid = jwks_kids(&app).await[0].clone();
-    assert_ne!(new_kid, old_kid);
+    let kids = jwks_kids(&app).await;
+    let new_kid = kids[0].clone();
+    assert_eq!(
+        kids,
+        [new_kid.clone(), old_kid.clone()],
+        "the new key first"
+    );
     assert!(
         said.contains(&format!("new JWT signing key {new_kid} signs from now on")),
         "{said}"
@@ -227,24 +223,33 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() {
         "{said}"
     );
 
-    // The running instance signs with the new key, without a restart; the
-    // JWKS lists both, the new one first, and both tokens verify.
-    let new_jwt = wait_for_new_kid(&app, &token, &old_kid, 60).await;
+    // The instance read the current key less than 5 s ago by its clock, so
+    // it signs with the old one until those 5 s have passed, then with the
+    // new one, without a restart. Both tokens verify.
+    assert_eq!(
+        claims_header(&jwt(&app, &token, 60).await)["kid"],
+        old_kid.as_str()
+    );
+    app.clock().advance(5);
+    let new_jwt = jwt(&app, &token, 60).await;
     assert_eq!(
         kid(&pyjwt(&app, &new_jwt, None).expect("new verifies")),
         new_kid
     );
-    assert_eq!(jwks_kids(&app).await, [new_kid.clone(), old_kid.clone()]);
     assert_eq!(
         kid(&pyjwt(&app, &old_jwt, None).expect("old still verifies")),
         old_kid
     );
 
-    // 60 s (JWT_TTL_SECS) and the 5 s an instance may take to switch later,
-    // every token of the old key has expired: it leaves the JWKS.
-    app.db
-        .exec("UPDATE jwt_keys SET retired_at = retired_at - 66 WHERE retired_at IS NOT NULL")
+    // The old key signed its last token at most 5 s after the rotation, for
+    // 60 s (JWT_TTL_SECS): it is listed until then, and not a second longer.
+    let retired_at = app
+        .db
+        .int("SELECT retired_at FROM jwt_keys WHERE retired_at IS NOT NULL")
         .await;
+    app.clock().set(retired_at + 64);
+    assert_eq!(jwks_kids(&app).await, [new_kid.clone(), old_kid.clone()]);
+    app.clock().set(retired_at + 65);
     assert_eq!(jwks_kids(&app).await, [new_kid]);
     let refused = pyjwt(&app, &old_jwt, None).unwrap_err();
     assert!(refused.contains("PyJWKClientError"), "{refused}");
@@ -447,6 +452,7 @@ async fn multi_instance_two_instances_share_one_key() {
         TestApp::builder()
             .db(TestDb::at(&db.url()))
             .no_limits()
+            .manual_clock()
             .envs(&SHARED)
             .start()
     };
@@ -457,15 +463,21 @@ async fn multi_instance_two_instances_share_one_key() {
     assert_eq!(jwks_kids(&b).await, kids);
 
     let (user_id, token) = signed_in(&a, "mi@example.com").await;
+    for app in [&a, &b] {
+        app.clock().advance(-30); // as in the rotation test
+    }
     let from_b = jwt(&b, &token, 600).await;
     let issuer = SHARED[1].1;
     let verified = verify(&a, issuer, &from_b, None).expect("A's JWKS verifies B's token");
     assert_eq!(kid(&verified), kids[0]);
     assert_eq!(verified["claims"]["sub"], user_id.as_str());
 
+    // A rotation reaches both within 5 s of their clocks, without a restart.
     rotate(&a, &SHARED);
     for (signer, checker) in [(&a, &b), (&b, &a)] {
-        let new = wait_for_new_kid(signer, &token, &kids[0], 600).await;
+        signer.clock().advance(5);
+        let new = jwt(signer, &token, 600).await;
+        assert_ne!(claims_header(&new)["kid"], kids[0].as_str());
         assert!(verify(checker, issuer, &new, None).is_ok());
     }
     assert!(

@@ -40,6 +40,7 @@ async fn no_secret_reaches_any_output() {
         SmtpOptions::new(Mode::StartTls).auth(SMTP_USER, SMTP_PASSWORD),
     );
     let mut app = TestApp::builder()
+        .process()
         .smtp(&smtp)
         .admin()
         .env("RUST_LOG", "debug")

@@ -1,14 +1,18 @@
-//! The integration tests: one binary, one module per subject. Most tests start
-//! the real `authmail` binary through `support::TestApp`; `support` also holds
-//! the SMTP servers, PostgreSQL clusters and nginx the tests run against.
+//! The integration tests: one binary, one module per subject. Most tests build
+//! the app in this process through `support::TestApp`; those whose subject is
+//! the process start the real `authmail` binary (`.process()`). `support` also
+//! holds the SMTP servers, PostgreSQL clusters and nginx the tests run against.
 
 mod support;
 
+mod abuse;
 mod attacks;
 mod browser;
+mod challenge;
 mod cli;
 mod codes;
 mod delivery;
+mod deploy;
 mod doctor;
 mod durability;
 mod fencing;
@@ -19,6 +23,7 @@ mod jwt;
 mod leaks;
 mod limits;
 mod multi;
+mod openapi;
 mod operate;
 mod oracle;
 mod pages;

@@ -25,15 +25,20 @@ struct Cluster {
 }
 
 /// One of several instances sharing the PostgreSQL database `db`, behind
-/// nginx and mailing through the plain SMTP server at `smtp_port`.
+/// nginx and mailing through the plain SMTP server at `smtp_port`. Real
+/// processes: the tests kill one and read their logs.
 fn instance(db: &TestDb, smtp_port: u16) -> Builder {
-    TestApp::builder().db(TestDb::at(&db.url())).admin().envs(&[
-        ("SMTP_SERVER", "127.0.0.1"),
-        ("SMTP_SECURITY", "none"),
-        ("SMTP_FROM", "noreply@authmail.test"),
-        ("TRUSTED_PROXIES", "127.0.0.1/32"),
-        ("SMTP_PORT", &smtp_port.to_string()),
-    ])
+    TestApp::builder()
+        .process()
+        .db(TestDb::at(&db.url()))
+        .admin()
+        .envs(&[
+            ("SMTP_SERVER", "127.0.0.1"),
+            ("SMTP_SECURITY", "none"),
+            ("SMTP_FROM", "noreply@authmail.test"),
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("SMTP_PORT", &smtp_port.to_string()),
+        ])
 }
 
 /// Three instances; `settings` adds to each one's.
@@ -45,14 +50,15 @@ async fn cluster(settings: fn(Builder) -> Builder) -> Cluster {
     for _ in 0..3 {
         apps.push(settings(instance(&db, smtp.port)).start().await);
     }
-    let lb = Nginx::start(&apps.iter().map(|a| a.port).collect::<Vec<_>>());
+    let lb = Nginx::start(&apps.iter().map(|a| a.port).collect::<Vec<_>>(), &certs);
+    let client = lb.client.clone();
     Cluster {
         db,
         apps,
         lb,
         smtp,
         _certs: certs,
-        client: reqwest::Client::new(),
+        client,
     }
 }
 

@@ -2,16 +2,13 @@
 //! `/metrics` and the failure-rate webhook, each checked against mail that
 //! really went through (or bounced off) a real SMTP server.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::support::app::{bin, Builder, TestApp};
+use crate::support::receiver::{wait_alerts, webhook_receiver};
 use crate::support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
-use crate::support::wait::eventually;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -94,7 +91,11 @@ async fn admin_api_needs_the_token_and_is_absent_without_one() {
 async fn outbox_stats_cli_and_metrics_match_what_happened() {
     let certs = Certs::generate();
     let smtp = bouncing_server(&certs);
-    let app = app_for(&smtp).env("MAIL_LANG", "en").start().await;
+    let app = app_for(&smtp)
+        .process()
+        .env("MAIL_LANG", "en")
+        .start()
+        .await;
 
     assert_eq!(
         app.send_code("good@example.com", "register").await.status,
@@ -205,7 +206,11 @@ async fn failed_try_logs_one_line_with_masked_recipient_and_diagnosis() {
     let mut options = SmtpOptions::new(Mode::StartTls);
     options.auth_fail = true;
     let smtp = SmtpServer::start(&certs, options);
-    let app = app_for(&smtp).env("SMTP_PROVIDER", "qq").start().await;
+    let app = app_for(&smtp)
+        .process()
+        .env("SMTP_PROVIDER", "qq")
+        .start()
+        .await;
     assert_eq!(
         app.send_code("alice@example.com", "register").await.status,
         202
@@ -246,37 +251,6 @@ async fn failed_try_logs_one_line_with_masked_recipient_and_diagnosis() {
         sample(&metrics, "authmail_mail_failed_total{class=\"auth\"}"),
         Some(1.0)
     );
-}
-
-/// A local HTTP receiver for the webhook; it keeps every JSON body it gets.
-async fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let store = Arc::clone(&got);
-    let app = Router::new().route(
-        "/hook",
-        post(move |Json(body): Json<Value>| {
-            let store = Arc::clone(&store);
-            async move {
-                store.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
-}
-
-async fn wait_alerts(got: &Mutex<Vec<Value>>, n: usize) -> Vec<Value> {
-    eventually(WAIT, || async {
-        let alerts = got.lock().unwrap().clone();
-        match alerts.len() >= n {
-            true => Ok(alerts),
-            false => Err(format!("{} of {n} alerts: {alerts:?}", alerts.len())),
-        }
-    })
-    .await
 }
 
 #[tokio::test]

@@ -9,7 +9,12 @@ use crate::support::{api::Reply, app::TestApp};
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn dev_app() -> TestApp {
-    TestApp::builder().no_limits().admin().start().await
+    TestApp::builder()
+        .process()
+        .no_limits()
+        .admin()
+        .start()
+        .await
 }
 
 /// Status, body and every header but `date`: what an attacker can compare.

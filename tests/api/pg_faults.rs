@@ -47,6 +47,7 @@ async fn load(base: String, worker: usize, stop: Arc<AtomicBool>, tally: Arc<Mut
 async fn pg_only_a_restart_under_load_is_503_then_whole() {
     let pg = PgCluster::start();
     let app = TestApp::builder()
+        .process()
         .db(TestDb::at(&pg.url()))
         .no_limits()
         .env("DATABASE_TIMEOUT_SECS", "2")

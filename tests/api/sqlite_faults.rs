@@ -18,6 +18,7 @@ use futures_util::future::join_all;
 /// suite runs on: these faults are SQLite's).
 fn app_on(path: &Path) -> Builder {
     TestApp::builder()
+        .process()
         .no_limits()
         .sqlite_file(path.to_path_buf())
 }

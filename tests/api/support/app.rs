@@ -1,17 +1,25 @@
 //! `TestApp`: authmail on a port of its own with its own database, started by
-//! `TestApp::builder()`. Tests talk to it over HTTP (`app.base` and the helpers
-//! in `api.rs`); only tests whose subject is the process itself (exit codes,
-//! `kill -9`, logs, open files) use the process methods below.
+//! `TestApp::builder()`. By default the app is built in this process
+//! (`in_process.rs`), with a clock and a worker the test may drive; `.process()`
+//! starts the real binary instead (`process.rs`) for tests whose subject is the
+//! process. Tests talk to either over HTTP (`app.base` and the helpers in
+//! `api.rs`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use authmail::clock::Clock;
+use authmail::mail::outbox::Outcome;
+
 use super::db::TestDb;
+use super::in_process::InProcess;
+use super::process::Process;
 use super::turns::Turn;
-use super::wait::{eventually, eventually_blocking};
+use super::wait::eventually;
 
 pub use super::builder::{smtp_env, Builder, ADMIN_TOKEN};
+pub use super::process::bin;
 
 pub struct TestApp {
     pub base: String,
@@ -19,20 +27,15 @@ pub struct TestApp {
     pub db: TestDb,
     pub(super) client: reqwest::Client,
     admin_token: Option<&'static str>,
-    process: Process,
+    // Before `dir`: the app stops before its directory goes.
+    runner: Runner,
+    dir: tempfile::TempDir,
     _turn: Turn,
 }
 
-/// The `authmail serve` child process and what it needs to start again.
-struct Process {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-    child: Option<Child>,
-    runs: usize,
-}
-
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_authmail")
+pub(super) enum Runner {
+    InProcess(InProcess),
+    Process(Process),
 }
 
 impl TestApp {
@@ -40,19 +43,17 @@ impl TestApp {
         Builder::default()
     }
 
-    /// Spawns the binary with `env` on top of test-friendly defaults and
-    /// waits until `/readyz` answers 200.
-    pub(super) async fn spawn(
+    /// Starts `runner` and waits until `/readyz` answers 200.
+    pub(super) async fn start(
         db: TestDb,
         dir: tempfile::TempDir,
-        env: Vec<(String, String)>,
+        runner: Runner,
         admin_token: Option<&'static str>,
         turn: Turn,
     ) -> TestApp {
-        let port = super::smtp::free_port();
         let mut app = TestApp {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
+            base: String::new(),
+            port: 0,
             db,
             // No idle connections kept: a test of HTTP_MAX_CONNECTIONS must
             // know every connection the server holds.
@@ -61,12 +62,8 @@ impl TestApp {
                 .build()
                 .unwrap(),
             admin_token,
-            process: Process {
-                dir,
-                env,
-                child: None,
-                runs: 0,
-            },
+            runner,
+            dir,
             _turn: turn,
         };
         app.run().await;
@@ -79,102 +76,120 @@ impl TestApp {
             .expect("start the app with .admin() to use the admin API")
     }
 
-    fn log_path(&self, run: usize) -> PathBuf {
-        self.process.dir.path().join(format!("authmail-{run}.log"))
-    }
-
+    /// Starts the app (again, on the same port once it has one).
     async fn run(&mut self) {
-        self.process.runs += 1;
-        let log = std::fs::File::create(self.log_path(self.process.runs)).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve")
-            .current_dir(self.process.dir.path())
-            .env_clear()
-            .env("BIND", format!("127.0.0.1:{}", self.port))
-            .env("DATABASE_URL", self.db.url())
-            .env("RETRY_BASE_SECS", "1")
-            .env("RETRY_MAX_SECS", "2")
-            .env("LOG_FORMAT", "json")
-            .envs(self.process.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        self.process.child = Some(cmd.spawn().expect("start authmail"));
+        self.port = match &mut self.runner {
+            Runner::InProcess(app) => {
+                let addr = ([127, 0, 0, 1], self.port).into();
+                app.start(addr).await.port()
+            }
+            Runner::Process(process) => {
+                // The binary binds `BIND` itself: it needs a port named up front.
+                let port = match self.port {
+                    0 => super::smtp::free_port(),
+                    port => port,
+                };
+                process.start(port);
+                port
+            }
+        };
+        self.base = format!("http://127.0.0.1:{}", self.port);
         self.wait_ready().await;
     }
 
     async fn wait_ready(&mut self) {
         let url = format!("{}/readyz", self.base);
-        // Out of `self` while polling, so that the check can borrow `self`.
-        let child = std::sync::Mutex::new(self.process.child.take().unwrap());
-        let this = &*self;
+        // Behind a lock while polling, so that the check can borrow it.
+        let (client, runner) = (&self.client, Mutex::new(&mut self.runner));
         eventually(Duration::from_secs(30), || async {
-            if let Ok(r) = this.client.get(&url).send().await {
+            if let Ok(r) = client.get(&url).send().await {
                 if r.status() == 200 {
                     return Ok(());
                 }
             }
-            if let Some(status) = child.lock().unwrap().try_wait().unwrap() {
-                panic!(
-                    "authmail exited with {status} before it was ready:\n{}",
-                    this.logs()
-                );
+            match &mut **runner.lock().unwrap() {
+                Runner::Process(p) => {
+                    if let Some(status) = p.exited() {
+                        panic!(
+                            "authmail exited with {status} before it was ready:\n{}",
+                            p.logs()
+                        );
+                    }
+                    Err(format!("authmail not ready:\n{}", p.logs()))
+                }
+                Runner::InProcess(_) => Err("authmail not ready".to_string()),
             }
-            Err(format!("authmail not ready:\n{}", this.logs()))
         })
         .await;
-        self.process.child = Some(child.into_inner().unwrap());
+    }
+
+    /// Stops the app and starts it again on the same port and database: a
+    /// crash (`kill -9`) for the process, a graceful stop in-process.
+    pub async fn restart(&mut self) {
+        match &mut self.runner {
+            Runner::InProcess(app) => app.stop(),
+            Runner::Process(process) => process.kill9(),
+        }
+        self.run().await;
+    }
+
+    /// The app's working directory (the binary's current directory).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn in_process(&self) -> &InProcess {
+        match &self.runner {
+            Runner::InProcess(app) => app,
+            Runner::Process(_) => panic!("a clock or worker to drive needs the in-process app"),
+        }
+    }
+
+    fn process(&mut self) -> &mut Process {
+        match &mut self.runner {
+            Runner::Process(process) => process,
+            Runner::InProcess(_) => {
+                panic!("this test's subject is the process: start it with .process()")
+            }
+        }
+    }
+
+    /// The app's clock, manual when started with `.manual_clock()`.
+    pub fn clock(&self) -> &Clock {
+        &self.in_process().clock
+    }
+
+    /// One step of the outbox worker (with `.stepped_worker()`, the only one).
+    pub async fn deliver_due(&self) -> Outcome {
+        let worker = self.in_process().worker();
+        worker.deliver_due().await.expect("a worker step")
     }
 
     /// SIGKILL: no chance to finish anything.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.process.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        self.process().kill9();
     }
 
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.process.child.take().expect("running");
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
-        eventually_blocking(Duration::from_secs(30), || {
-            child
-                .try_wait()
-                .unwrap()
-                .ok_or_else(|| "authmail did not exit after SIGTERM".to_string())
-        })
-    }
-
-    pub async fn restart(&mut self) {
-        self.kill9();
-        self.run().await;
+        self.process().terminate()
     }
 
     /// Everything every run of this app has printed.
     pub fn logs(&self) -> String {
-        (1..=self.process.runs)
-            .map(|run| std::fs::read_to_string(self.log_path(run)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The app's working directory.
-    pub fn path(&self) -> &Path {
-        self.process.dir.path()
+        match &self.runner {
+            Runner::Process(process) => process.logs(),
+            Runner::InProcess(_) => {
+                panic!("this test reads the process's logs: start it with .process()")
+            }
+        }
     }
 
     /// The running server's process id (for its memory and open files).
     pub fn pid(&self) -> u32 {
-        self.process.child.as_ref().expect("running").id()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.kill9();
+        match &self.runner {
+            Runner::Process(process) => process.pid(),
+            Runner::InProcess(_) => panic!("start the app with .process() to watch its process"),
+        }
     }
 }

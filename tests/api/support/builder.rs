@@ -2,10 +2,16 @@
 //! what they are for (`.admin()`, `.no_limits()`, `.smtp(&server)`) rather
 //! than spelled out as environment variables in every file.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::app::TestApp;
+use authmail::clock::Clock;
+use authmail::config::Settings;
+
+use super::app::{Runner, TestApp};
 use super::db::TestDb;
+use super::in_process::{Adjust, InProcess};
+use super::process::Process;
 use super::smtp::SmtpServer;
 use super::turns::Turn;
 
@@ -18,8 +24,10 @@ pub struct Builder {
     env: Vec<(String, String)>,
     admin: bool,
     exclusive: bool,
-    #[allow(dead_code)] // read once the in-process backend lands
     process: bool,
+    manual_clock: bool,
+    stepped_worker: bool,
+    adjust: Option<Adjust>,
     db: Option<TestDb>,
     sqlite_file: Option<PathBuf>,
 }
@@ -50,6 +58,7 @@ impl Builder {
             ("RESEND_COOLDOWN_SECS", "0"),
             ("RATE_EMAIL_PER_HOUR", "0"),
             ("RATE_IP_PER_HOUR", "0"),
+            ("RATE_GLOBAL_PER_HOUR", "0"),
         ])
     }
 
@@ -86,6 +95,28 @@ impl Builder {
         self
     }
 
+    /// A clock that stands still until the test moves it (`app.clock()`):
+    /// for expiry, lock windows and retention without waiting or rewriting
+    /// timestamps. In-process only.
+    pub fn manual_clock(mut self) -> Builder {
+        self.manual_clock = true;
+        self
+    }
+
+    /// No outbox worker in the background: the test steps it with
+    /// `app.deliver_due()`, so nothing races it for the queue. In-process only.
+    pub fn stepped_worker(mut self) -> Builder {
+        self.stepped_worker = true;
+        self
+    }
+
+    /// A change to the settings no environment variable can make (the idle
+    /// keep-alive time, say). In-process only.
+    pub fn adjust(mut self, f: impl Fn(&mut Settings) + Send + Sync + 'static) -> Builder {
+        self.adjust = Some(Box::new(f));
+        self
+    }
+
     /// On this database instead of the one the test run chose (several
     /// instances sharing one PostgreSQL database, say).
     pub fn db(mut self, db: TestDb) -> Builder {
@@ -102,13 +133,46 @@ impl Builder {
     pub async fn start(self) -> TestApp {
         let turn = Turn::take(self.exclusive).await;
         let dir = tempfile::tempdir().unwrap();
-        let db = match (self.db, self.sqlite_file) {
-            (Some(db), _) => db,
-            (None, Some(path)) => TestDb::sqlite(&path),
-            (None, None) => TestDb::chosen(dir.path(), "authmail.db").await,
+        let db = match self.db {
+            Some(db) => db,
+            None => match self.sqlite_file {
+                Some(path) => TestDb::sqlite(&path),
+                None => TestDb::chosen(dir.path(), "authmail.db").await,
+            },
+        };
+        // Test-friendly defaults first: a later setting of the same name wins.
+        // No challenge unless a test asks (`CHALLENGE`): most tests send more
+        // codes from one address than `CHALLENGE=auto` lets through.
+        let settings = [
+            ("DATABASE_URL", db.url().as_str()),
+            ("RETRY_BASE_SECS", "1"),
+            ("RETRY_MAX_SECS", "2"),
+            ("CHALLENGE", "off"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(self.env)
+        .collect::<HashMap<_, _>>();
+        let runner = if self.process {
+            assert!(
+                !self.manual_clock && !self.stepped_worker && self.adjust.is_none(),
+                "a clock or worker to drive needs the in-process app"
+            );
+            Runner::Process(Process::new(settings, dir.path()))
+        } else {
+            let clock = match self.manual_clock {
+                true => Clock::manual(Clock::system().now()),
+                false => Clock::system(),
+            };
+            Runner::InProcess(InProcess::new(
+                settings,
+                self.adjust,
+                clock,
+                !self.stepped_worker,
+            ))
         };
         let token = self.admin.then_some(ADMIN_TOKEN);
-        TestApp::spawn(db, dir, self.env, token, turn).await
+        TestApp::start(db, dir, runner, token, turn).await
     }
 }
 

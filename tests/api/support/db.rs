@@ -117,4 +117,13 @@ impl TestDb {
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
+
+    /// The first column of every row, as bytes.
+    pub async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+        match self.pool().await {
+            Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+            Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
 }

@@ -51,7 +51,8 @@ impl Certs {
         self.dir.path().join("ca.pem")
     }
 
-    fn pair(&self, name: &str) -> (PathBuf, PathBuf) {
+    /// The certificate and key files for `name`: `server` (localhost, 127.0.0.1) or `other`.
+    pub fn pair(&self, name: &str) -> (PathBuf, PathBuf) {
         (
             self.dir.path().join(format!("{name}.pem")),
             self.dir.path().join(format!("{name}.key")),

@@ -1,5 +1,5 @@
-//! Turns: all tests now share one process and run side by side, as many as
-//! there are CPUs. A few measure time, memory or open files of their app
+//! Turns: all tests share one process and run side by side (four at a time
+//! under `scripts/test`). A few measure time, memory or open files of their app
 //! (timing medians within 5 %, 1,100 held connections, a login flood with a
 //! 2 s bound); beside other apps they would measure the neighbours. Every app
 //! started through the builder holds a turn: a shared one normally, the only
