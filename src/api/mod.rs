@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod auth;
+pub mod cors;
 mod dev;
 mod openapi;
 mod service;
