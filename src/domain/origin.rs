@@ -110,6 +110,10 @@ impl ReturnTo {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    pub fn origin(&self) -> Origin {
+        Origin::of(&self.0)
+    }
 }
 
 #[cfg(test)]

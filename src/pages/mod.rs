@@ -25,13 +25,23 @@ use axum::Extension;
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
-use crate::domain::Lang;
+use crate::domain::{Lang, Origin};
 use crate::routes::Routes;
 use view::Pages;
 
 /// No inline script or style anywhere: only the two files under /static.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The policy of a page whose forms end at `return_to`: browsers hold a
+/// form's redirect to `form-action` too, so that origin joins `'self'` there.
+pub(crate) fn csp_forms_to(origin: &Origin) -> HeaderValue {
+    let policy = CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    );
+    HeaderValue::from_str(&policy).expect("an origin is a plain ASCII source")
+}
 
 pub fn router() -> Routes {
     Routes::new()
@@ -119,10 +129,13 @@ async fn root() -> Redirect {
 pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A page may have widened `form-action` (`csp_forms_to`); nothing else.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // No referrer to other sites. Not `no-referrer`: under it browsers send
     // `Origin: null` with every form post, and a post must show our origin.

@@ -266,6 +266,12 @@ impl Page {
         };
         let mut response = (status, Html(body)).into_response();
         self.add_cookies(&mut response);
+        if let Some(to) = &self.return_to {
+            let csp = super::csp_forms_to(&to.origin());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
         response
     }
 

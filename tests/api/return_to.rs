@@ -38,6 +38,10 @@ fn carried(href: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+fn csp(page: &Page) -> &str {
+    page.headers["content-security-policy"].to_str().unwrap()
+}
+
 /// Every id'd link and form action on `page` carries `to`.
 fn assert_carried(page: &Page, ids: &[(&str, &str)], to: &str) {
     for (id, attr) in ids {
@@ -72,6 +76,13 @@ async fn password_sign_in_returns_to_a_listed_origin() {
         ("switch-lang", "href"),
     ];
     assert_carried(&page, &every_link, &to);
+    // The sign-in's redirect ends a form's navigation, which browsers hold to
+    // `form-action`: the page lets its forms lead to that origin, and only it.
+    assert!(
+        csp(&page).contains(&format!("form-action 'self' {APP};")),
+        "{}",
+        csp(&page)
+    );
 
     // A mistake: the form comes back, still carrying it.
     let action = page.attr("login-form", "action");
@@ -277,6 +288,7 @@ async fn every_attack_lands_on_account() {
         assert_eq!(page.status, 200, "{attack}");
         assert_eq!(page.attr("login-form", "action"), "/login", "{attack}");
         assert_eq!(carried(&page.attr("to-register", "href")), None, "{attack}");
+        assert!(csp(&page).contains("form-action 'self';"), "{attack}");
     }
     // Signing in through a form whose action names the attack: /account.
     for attack in [
