@@ -357,3 +357,36 @@ async fn without_return_to_origins_only_public_url_is_a_place_to_return_to() {
     let page = b.get(&with_return_to("/login", &own), &[]).await;
     assert_eq!((page.status, page.location()), (303, own.as_str()));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_return_to_and_the_pages_own_errors() {
+    let app = TestApp::builder().start().await;
+    let doc = app.get("/api/openapi.json").await.body;
+    for path in ["/login", "/register", "/forgot-password"] {
+        for method in ["get", "post"] {
+            let op = &doc["paths"][path][method];
+            let params = op["parameters"].as_array().expect("parameters");
+            let p = params
+                .iter()
+                .find(|p| p["name"] == "return_to")
+                .unwrap_or_else(|| panic!("{method} {path}: no return_to"));
+            assert_eq!(
+                (p["in"].as_str(), p["required"].as_bool()),
+                (Some("query"), Some(false))
+            );
+            if method == "post" {
+                let responses = &op["responses"];
+                assert!(
+                    responses["415"]["content"]["text/html"].is_object(),
+                    "{path}"
+                );
+                assert!(responses["422"].is_null(), "{path}: no 422 any more");
+            }
+        }
+    }
+    let logout = &doc["paths"]["/logout"]["post"]["responses"];
+    assert!(
+        logout["400"]["content"]["text/html"].is_object(),
+        "{logout}"
+    );
+}
