@@ -102,13 +102,7 @@ async fn password_sign_in_returns_to_a_listed_origin() {
     assert_carried(&page, &every_link, &to);
 
     let action = page.attr("login-form", "action");
-    let form = [
-        ("csrf", page.csrf()),
-        ("email", "back@example.com".into()),
-        ("password", PASSWORD.into()),
-    ];
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let page = b.post(&action, &form, &[]).await;
+    let page = sign_in(&mut b, &action, &page.csrf(), "back@example.com").await;
     assert_eq!((page.status, page.location()), (303, to.as_str()));
     assert!(page.set_cookie("authmail_session").is_some(), "signed in");
 
@@ -117,6 +111,13 @@ async fn password_sign_in_returns_to_a_listed_origin() {
     assert_eq!((page.status, page.location()), (303, to.as_str()));
     let page = b.get("/login", &[]).await;
     assert_eq!((page.status, page.location()), (303, "/account"));
+}
+
+/// A password sign-in posted to `action`: a page's own form action, or one
+/// an attacker wrote.
+async fn sign_in(b: &mut Browser, action: &str, csrf: &str, email: &str) -> Page {
+    let form = [("csrf", csrf), ("email", email), ("password", PASSWORD)];
+    b.post(action, &form, &[]).await
 }
 
 /// Step 1 of a code flow from `page`: the address, through the form's own action.
@@ -298,14 +299,7 @@ async fn every_attack_lands_on_account() {
     ] {
         let mut b = Browser::new(&app);
         let csrf = b.get("/login", &[]).await.csrf();
-        let form = [
-            ("csrf", csrf.as_str()),
-            ("email", email),
-            ("password", PASSWORD),
-        ];
-        let page = b
-            .post(&format!("/login?return_to={attack}"), &form, &[])
-            .await;
+        let page = sign_in(&mut b, &format!("/login?return_to={attack}"), &csrf, email).await;
         assert_eq!(
             (page.status, page.location()),
             (303, "/account"),
@@ -315,12 +309,8 @@ async fn every_attack_lands_on_account() {
     // Signed in: the sign-in page sends the browser on at once.
     let mut b = Browser::new(&app);
     let csrf = b.get("/login", &[]).await.csrf();
-    let form = [
-        ("csrf", csrf.as_str()),
-        ("email", email),
-        ("password", PASSWORD),
-    ];
-    assert_eq!(b.post("/login", &form, &[]).await.location(), "/account");
+    let page = sign_in(&mut b, "/login", &csrf, email).await;
+    assert_eq!(page.location(), "/account");
     for attack in ATTACKS {
         let page = b.get(&format!("/login?return_to={attack}"), &[]).await;
         assert_eq!(
@@ -345,13 +335,8 @@ async fn without_return_to_origins_only_public_url_is_a_place_to_return_to() {
     let to = welcome();
     let page = b.get(&with_return_to("/login", &to), &[]).await;
     assert_eq!(page.attr("login-form", "action"), "/login");
-    let form = [
-        ("csrf", page.csrf()),
-        ("email", "plain@example.com".to_string()),
-        ("password", PASSWORD.to_string()),
-    ];
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let page = b.post(&with_return_to("/login", &to), &form, &[]).await;
+    let action = with_return_to("/login", &to);
+    let page = sign_in(&mut b, &action, &page.csrf(), "plain@example.com").await;
     assert_eq!((page.status, page.location()), (303, "/account"));
     let own = format!("{}/account?from=login", app.base);
     let page = b.get(&with_return_to("/login", &own), &[]).await;
