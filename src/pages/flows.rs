@@ -303,8 +303,8 @@ fn render(page: &Page, flow: Flow, view: View, status: StatusCode) -> Response {
     page.render("flow.html", &page.t(flow.title), extra, status)
 }
 
-/// One link under a form: optional lead-in text, then the link.
-/// Links lead between the sign-in pages: each carries `return_to`.
+/// One link under a form: optional lead-in text, then the link. Links lead
+/// between the sign-in pages, so each carries `return_to`.
 pub fn link(page: &Page, lead: Option<&str>, text: &str, href: &str, id: &str) -> Value {
     context! {
         lead => lead.map(|k| page.t(k)),
