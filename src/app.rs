@@ -289,11 +289,13 @@ fn build_state(
 }
 
 /// The main listener's router: the API's routes and the pages', one 404/405
-/// for everything else, the body limit, the state.
+/// for everything else, the body limit, CORS for `/api/auth/*`, the state.
 fn router(state: AppState) -> axum::Router {
     let routes = routes(state.settings.dev_mailbox()).into_router();
+    let cors = api::cors::Cors::new(&state.settings.browsers.cors_origins);
     api::with_fallbacks(routes)
         .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(cors, api::cors::apply))
         .with_state(state)
 }
 

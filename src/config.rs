@@ -10,6 +10,7 @@ use secrecy::SecretString;
 
 use crate::domain::Lang;
 
+mod browsers;
 mod database;
 mod dev;
 mod error;
@@ -19,6 +20,7 @@ mod source;
 #[cfg(test)]
 mod tests;
 
+pub use browsers::BrowserSettings;
 pub use database::DatabaseUrl;
 pub use dev::DevMailbox;
 use error::{bad, problem};
@@ -162,6 +164,8 @@ pub struct Settings {
     /// the dev mailbox on a public address).
     pub warnings: Vec<ConfigError>,
     pub http: HttpSettings,
+    /// `CORS_ORIGINS`, `RETURN_TO_ORIGINS`.
+    pub browsers: BrowserSettings,
 }
 
 impl Settings {
@@ -188,7 +192,6 @@ impl Settings {
             },
             retention_secs: src.num("RETENTION_DAYS", 30, 1..=3650)? * 86_400,
             bind,
-            public_url,
             secret_key: secret("SECRET_KEY", src)?,
             admin_token: secret("ADMIN_TOKEN", src)?,
             codes: CodePolicy::from_source(src)?,
@@ -205,6 +208,8 @@ impl Settings {
             log_format: log_format(src)?,
             warnings,
             http: http_settings(src)?,
+            browsers: BrowserSettings::from_source(src, &public_url)?,
+            public_url,
         })
     }
 

@@ -2,10 +2,9 @@
 //! for browsers without JavaScript (`?kind=image`). See `crate::challenge`.
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::openapi::{INTERNAL, UNAVAILABLE};
@@ -19,8 +18,16 @@ pub fn router() -> Routes {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(challenge))]
+#[openapi(paths(challenge), components(schemas(ChallengeKind)))]
 pub struct ChallengeApi;
+
+/// A proof of work, or a picture.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum Issued {
+    Work(WorkChallenge),
+    Image(ImageChallenge),
+}
 
 /// Which challenge.
 #[derive(ToSchema)]
@@ -50,7 +57,7 @@ struct ChallengeQuery {
 /// by any instance, within `expires_in` seconds; a picture gets one answer.
 #[utoipa::path(get, path = "/api/auth/challenge", tag = "auth", params(ChallengeQuery),
     responses(
-        (status = 200, description = "A proof of work (`WorkChallenge`) or, with `kind=image`, a picture (`ImageChallenge`).", body = WorkChallenge),
+        (status = 200, description = "A proof of work (`WorkChallenge`) or, with `kind=image`, a picture (`ImageChallenge`).", body = Issued),
         (status = 400, description = "`invalid_request`: an unknown `kind`.", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
         (status = 503, description = UNAVAILABLE, body = ErrorBody),
@@ -58,19 +65,16 @@ struct ChallengeQuery {
 async fn challenge(
     State(state): State<AppState>,
     query: Result<Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Issued>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
-    match query.kind.as_deref() {
-        None | Some("work") => {
-            let c: WorkChallenge = state.challenges.issue_work().await?;
-            Ok(Json(c).into_response())
+    let challenges = &state.challenges;
+    Ok(Json(match query.kind.as_deref() {
+        None | Some("work") => Issued::Work(challenges.issue_work().await?),
+        Some("image") => Issued::Image(challenges.issue_image().await?),
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "kind must be work or image".into(),
+            ))
         }
-        Some("image") => {
-            let c: ImageChallenge = state.challenges.issue_image().await?;
-            Ok(Json(c).into_response())
-        }
-        Some(_) => Err(ApiError::InvalidRequest(
-            "kind must be work or image".into(),
-        )),
-    }
+    }))
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 mod auth;
 mod challenge;
+pub mod cors;
 mod dev;
 mod jwt;
 mod openapi;

@@ -34,12 +34,17 @@ prose, with the limits and the settings behind them."
     ),
     paths(openapi_json),
     tags(
-        (name = "auth", description = "Codes, accounts and sessions."),
+        (name = "auth", description = "Codes, accounts and sessions. Browsers on the origins in \
+`CORS_ORIGINS` may call these routes across origins: the preflight is answered, `Authorization` and \
+`Content-Type` are allowed, `Retry-After` is exposed, credentials (cookies) never are."),
         (name = "admin", description = "The outbox and its numbers, behind `ADMIN_TOKEN`; 404 when it is unset."),
         (name = "service", description = "Health, readiness, metrics and this document."),
         (name = "dev", description = "The dev mailbox: only in dev mode (no SMTP server), 404 otherwise."),
         (name = "pages", description = "The web pages for people: HTML, forms posted as \
-`application/x-www-form-urlencoded` with a CSRF token, only from the same origin."),
+`application/x-www-form-urlencoded` with a CSRF token, only from the same origin. `/login`, \
+`/register` and `/forgot-password` take `return_to`, carried through every step: once signed in, \
+the browser goes there when it is on `PUBLIC_URL`'s origin or one in `RETURN_TO_ORIGINS`, else to \
+`/account`."),
     ),
     modifiers(&SecuritySchemes)
 )]

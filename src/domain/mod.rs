@@ -2,10 +2,12 @@
 
 mod email;
 mod lang;
+mod origin;
 mod secret;
 
 pub use email::{EmailAddress, InvalidEmail};
 pub use lang::Lang;
+pub use origin::{InvalidOrigin, Origin, ReturnTo};
 pub use secret::{Code, Password, WeakPassword};
 
 /// What a code is for. A code for one purpose never works for another.

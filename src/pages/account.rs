@@ -1,12 +1,12 @@
 //! `/account` (the signed-in page) and signing out.
 
-use axum::extract::Form;
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::{context, Value};
 
 use super::errors::{Errors, Field};
 use super::flows::PageForm;
+use super::posted::Posted;
 use super::view::Page;
 use super::{LangQuery, BAD_FORM, NOT_A_FORM};
 use crate::clock;
@@ -53,12 +53,12 @@ pub async fn page(page: Page) -> Response {
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "To `/login?signed_out=1`, the session cookie cleared; or to `/account` when the CSRF token is wrong.", headers(("Location" = String), ("Set-Cookie" = String))),
-        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
-        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 400, description = BAD_FORM, content_type = "text/html", body = String),
+        (status = 415, description = NOT_A_FORM, content_type = "text/html", body = String),
         (status = 500, description = "A page that says what went wrong.", content_type = "text/html", body = String),
         (status = 503, description = "A page that says what went wrong.", content_type = "text/html", body = String),
     ))]
-pub async fn logout(page: Page, Form(form): Form<PageForm>) -> Response {
+pub async fn logout(Posted { page, form }: Posted) -> Response {
     if !page.csrf_ok(&form.csrf) {
         // Signing someone out from another site is refused; back to the account page.
         return page.redirect("/account");

@@ -2,7 +2,6 @@
 //! asks for the address and sends a code; step 2 takes the code (and, where
 //! the flow sets one, a password) and signs the browser in.
 
-use axum::extract::Form;
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::{context, Value};
@@ -10,8 +9,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::errors::{Errors, Field};
+use super::posted::Posted;
 use super::view::Page;
-use super::{LangQuery, BAD_FORM, FORM_ERRORS, FORM_REFUSED, NOT_A_FORM};
+use super::{
+    LangQuery, ReturnToQuery, FORM_ERRORS, FORM_ERRORS_OR_BAD_FORM, FORM_REFUSED, NOT_A_FORM,
+};
 use crate::accounts::Session;
 use crate::codes::SendRequest;
 use crate::domain::{EmailAddress, Password, Purpose};
@@ -100,7 +102,7 @@ struct View {
 }
 
 /// Register: the form
-#[utoipa::path(get, path = "/register", tag = "pages", params(LangQuery),
+#[utoipa::path(get, path = "/register", tag = "pages", params(LangQuery, ReturnToQuery),
     responses((status = 200, description = "Step 1: the address.", content_type = "text/html", body = String)))]
 pub async fn register_page(page: Page) -> Response {
     render(&page, REGISTER, View::default(), StatusCode::OK)
@@ -110,26 +112,25 @@ pub async fn register_page(page: Page) -> Response {
 ///
 /// `action=send` mails a code (step 2 follows: the code and a password);
 /// otherwise the account is made and the browser signed in.
-#[utoipa::path(post, path = "/register", tag = "pages", params(LangQuery),
+#[utoipa::path(post, path = "/register", tag = "pages", params(LangQuery, ReturnToQuery),
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Step 2: the code was sent; the code and a password.", content_type = "text/html", body = String),
-        (status = 303, description = "Signed in: to `/account`, with the session cookie.", headers(("Location" = String), ("Set-Cookie" = String))),
-        (status = 400, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 303, description = "Signed in, with the session cookie: to `return_to` when it is allowed, else `/account`.", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = FORM_ERRORS_OR_BAD_FORM, content_type = "text/html", body = String),
         (status = 403, description = FORM_REFUSED, content_type = "text/html", body = String),
         (status = 409, description = FORM_ERRORS, content_type = "text/html", body = String),
-        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
-        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 415, description = NOT_A_FORM, content_type = "text/html", body = String),
         (status = 429, description = FORM_ERRORS, content_type = "text/html", body = String),
         (status = 500, description = FORM_ERRORS, content_type = "text/html", body = String),
         (status = 503, description = FORM_ERRORS, content_type = "text/html", body = String),
     ))]
-pub async fn register_submit(page: Page, Form(form): Form<PageForm>) -> Response {
+pub async fn register_submit(Posted { page, form }: Posted) -> Response {
     submit(page, REGISTER, form).await
 }
 
 /// Forgot password: the form
-#[utoipa::path(get, path = "/forgot-password", tag = "pages", params(LangQuery),
+#[utoipa::path(get, path = "/forgot-password", tag = "pages", params(LangQuery, ReturnToQuery),
     responses((status = 200, description = "Step 1: the address.", content_type = "text/html", body = String)))]
 pub async fn forgot_page(page: Page) -> Response {
     render(&page, FORGOT, View::default(), StatusCode::OK)
@@ -140,20 +141,19 @@ pub async fn forgot_page(page: Page) -> Response {
 /// `action=send` mails a code (the page never says whether the address has an
 /// account); otherwise the password is reset, every older session ends, and
 /// this browser is signed in with a new one.
-#[utoipa::path(post, path = "/forgot-password", tag = "pages", params(LangQuery),
+#[utoipa::path(post, path = "/forgot-password", tag = "pages", params(LangQuery, ReturnToQuery),
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Step 2: the code was sent; the code and a new password.", content_type = "text/html", body = String),
-        (status = 303, description = "Reset and signed in: to `/account`, with the session cookie.", headers(("Location" = String), ("Set-Cookie" = String))),
-        (status = 400, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 303, description = "Reset and signed in, with the session cookie: to `return_to` when it is allowed, else `/account`.", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = FORM_ERRORS_OR_BAD_FORM, content_type = "text/html", body = String),
         (status = 403, description = FORM_REFUSED, content_type = "text/html", body = String),
-        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
-        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 415, description = NOT_A_FORM, content_type = "text/html", body = String),
         (status = 429, description = FORM_ERRORS, content_type = "text/html", body = String),
         (status = 500, description = FORM_ERRORS, content_type = "text/html", body = String),
         (status = 503, description = FORM_ERRORS, content_type = "text/html", body = String),
     ))]
-pub async fn forgot_submit(page: Page, Form(form): Form<PageForm>) -> Response {
+pub async fn forgot_submit(Posted { page, form }: Posted) -> Response {
     submit(page, FORGOT, form).await
 }
 
@@ -281,8 +281,13 @@ async fn complete(page: &Page, flow: Flow, form: &PageForm) -> Result<Session, A
 }
 
 fn render(page: &Page, flow: Flow, view: View, status: StatusCode) -> Response {
+    let other_address = match flow.mode {
+        "code" => "/login?mode=code",
+        _ => flow.path,
+    };
     let extra = context! {
-        action => flow.path,
+        action => page.carry(flow.path),
+        other_address => page.carry(other_address),
         mode => flow.mode,
         intro => page.t(flow.intro),
         submit => page.t(flow.submit),
@@ -298,12 +303,13 @@ fn render(page: &Page, flow: Flow, view: View, status: StatusCode) -> Response {
     page.render("flow.html", &page.t(flow.title), extra, status)
 }
 
-/// One link under a form: optional lead-in text, then the link.
+/// One link under a form: optional lead-in text, then the link. Links lead
+/// between the sign-in pages, so each carries `return_to`.
 pub fn link(page: &Page, lead: Option<&str>, text: &str, href: &str, id: &str) -> Value {
     context! {
         lead => lead.map(|k| page.t(k)),
         text => page.t(text),
-        href,
+        href => page.carry(href),
         id,
     }
 }

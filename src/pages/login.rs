@@ -1,15 +1,18 @@
 //! `/login`: a password, or (`?mode=code`) a code sent by mail.
 
-use axum::extract::{Form, RawQuery};
+use axum::extract::RawQuery;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use minijinja::{context, Value};
 
 use super::errors::{Errors, Field};
 use super::flows::{self, link, PageForm};
 use super::lang::query_param;
+use super::posted::Posted;
 use super::view::Page;
-use super::{LangQuery, BAD_FORM, FORM_ERRORS, FORM_REFUSED, NOT_A_FORM};
+use super::{
+    LangQuery, ReturnToQuery, FORM_ERRORS, FORM_ERRORS_OR_BAD_FORM, FORM_REFUSED, NOT_A_FORM,
+};
 use crate::domain::{EmailAddress, Password};
 
 /// The `/login` page's own query parameters.
@@ -26,17 +29,17 @@ pub(crate) struct LoginQuery {
 }
 
 /// Sign in: the form
-#[utoipa::path(get, path = "/login", operation_id = "login_page", tag = "pages", params(LangQuery, LoginQuery),
+#[utoipa::path(get, path = "/login", operation_id = "login_page", tag = "pages", params(LangQuery, LoginQuery, ReturnToQuery),
     responses(
         (status = 200, description = "The password form, or with `mode=code` the code form.", content_type = "text/html", body = String),
-        (status = 303, description = "Already signed in: to `/account`.", headers(("Location" = String))),
+        (status = 303, description = "Already signed in: to `return_to` when it is allowed, else `/account`.", headers(("Location" = String))),
     ))]
 pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {
-    // Already signed in: the account, not a second sign-in. (A stale cookie
-    // still gets the form.)
+    // Already signed in: where the sign-in would lead, not a second sign-in.
+    // (A stale cookie still gets the form.)
     if let Some(token) = page.session.as_deref() {
         if page.state.accounts.user_for_token(token).await.is_ok() {
-            return Redirect::to("/account").into_response();
+            return page.redirect(page.after_sign_in());
         }
     }
     let query = query.as_deref();
@@ -51,21 +54,20 @@ pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {
 ///
 /// With `mode=code` the form works as the code flows do (`action=send`, then
 /// the code); otherwise `email` and `password`.
-#[utoipa::path(post, path = "/login", operation_id = "login_submit", tag = "pages", params(LangQuery),
+#[utoipa::path(post, path = "/login", operation_id = "login_submit", tag = "pages", params(LangQuery, ReturnToQuery),
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "`mode=code`: the code was sent; the code.", content_type = "text/html", body = String),
-        (status = 303, description = "Signed in: to `/account`, with the session cookie.", headers(("Location" = String), ("Set-Cookie" = String))),
-        (status = 400, description = FORM_ERRORS, content_type = "text/html", body = String),
+        (status = 303, description = "Signed in, with the session cookie: to `return_to` when it is allowed, else `/account`.", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = FORM_ERRORS_OR_BAD_FORM, content_type = "text/html", body = String),
         (status = 401, description = "Wrong address or password: the form again.", content_type = "text/html", body = String),
         (status = 403, description = FORM_REFUSED, content_type = "text/html", body = String),
-        (status = 415, description = NOT_A_FORM, content_type = "text/plain", body = String),
-        (status = 422, description = BAD_FORM, content_type = "text/plain", body = String),
+        (status = 415, description = NOT_A_FORM, content_type = "text/html", body = String),
         (status = 429, description = FORM_ERRORS, content_type = "text/html", body = String),
         (status = 500, description = FORM_ERRORS, content_type = "text/html", body = String),
         (status = 503, description = FORM_ERRORS, content_type = "text/html", body = String),
     ))]
-pub async fn submit(mut page: Page, Form(form): Form<PageForm>) -> Response {
+pub async fn submit(Posted { mut page, form }: Posted) -> Response {
     if form.mode == "code" {
         return flows::submit(page, flows::LOGIN_CODE, form).await;
     }
@@ -106,6 +108,7 @@ fn render(
         flows::to_register(page),
     ];
     let extra = context! {
+        action => page.carry("/login"),
         email,
         notice,
         links,

@@ -11,6 +11,7 @@ mod errors;
 mod flows;
 mod lang;
 mod login;
+mod posted;
 mod view;
 
 use std::sync::Arc;
@@ -24,13 +25,23 @@ use axum::Extension;
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 
-use crate::domain::Lang;
+use crate::domain::{Lang, Origin};
 use crate::routes::Routes;
 use view::Pages;
 
 /// No inline script or style anywhere: only the two files under /static.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The policy of a page whose forms end at `return_to`: browsers hold a
+/// form's redirect to `form-action` too, so that origin joins `'self'` there.
+pub(crate) fn csp_forms_to(origin: &Origin) -> HeaderValue {
+    let policy = CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    );
+    HeaderValue::from_str(&policy).expect("an origin is a plain ASCII source")
+}
 
 pub fn router() -> Routes {
     Routes::new()
@@ -83,13 +94,28 @@ pub(crate) struct LangQuery {
     lang: Option<String>,
 }
 
+/// Where a sign-in page sends the browser once it is signed in. Carried by
+/// every link and form between the sign-in pages (and by the language switch).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ReturnToQuery {
+    /// An absolute `http`/`https` URL on `PUBLIC_URL`'s origin or one listed in
+    /// `RETURN_TO_ORIGINS`, without `user@`. Anything else is ignored: the
+    /// browser goes to `/account`.
+    #[param(required = false, example = "https://app.example.com/welcome")]
+    #[allow(dead_code)] // read by `Page` from the raw query; here to be described
+    return_to: Option<String>,
+}
+
 /// What a form post may answer besides its own outcomes: each re-renders the
 /// form with the error by its field, with the status the API would use.
 pub(crate) const FORM_ERRORS: &str = "The form again, the error shown by its field.";
+pub(crate) const FORM_ERRORS_OR_BAD_FORM: &str = "The form again, the error shown by its field; or, when the form could not be read (a field given twice), a page that says so.";
 pub(crate) const FORM_REFUSED: &str = "The form again with a fresh CSRF token: the token was missing or wrong, or the post came from another origin (`Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` that is not `PUBLIC_URL`'s).";
 pub(crate) const NOT_A_FORM: &str =
-    "Plain text: the body was not sent as `application/x-www-form-urlencoded`.";
-pub(crate) const BAD_FORM: &str = "Plain text: the form could not be read (a field given twice).";
+    "A page that says so: the body was not sent as `application/x-www-form-urlencoded`.";
+pub(crate) const BAD_FORM: &str =
+    "A page that says so: the form could not be read (a field given twice).";
 
 /// The root
 ///
@@ -103,10 +129,13 @@ async fn root() -> Redirect {
 pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A page may have widened `form-action` (`csp_forms_to`); nothing else.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // No referrer to other sites. Not `no-referrer`: under it browsers send
     // `Origin: null` with every form post, and a post must show our origin.

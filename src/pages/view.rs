@@ -15,7 +15,8 @@ use super::csrf;
 use super::{cookies, lang};
 use crate::accounts::Session;
 use crate::client_ip::ClientIp;
-use crate::domain::Lang;
+use crate::config::BrowserSettings;
+use crate::domain::{Lang, ReturnTo};
 use crate::state::AppState;
 
 const LANG_COOKIE_SECS: i64 = 365 * 24 * 3600;
@@ -82,6 +83,9 @@ pub struct Page {
     pub session: Option<String>,
     lang_href: String,
     client: ClientIp,
+    /// `?return_to=`, when it names an allowed place: where signing in ends,
+    /// carried by every link and form between the sign-in pages.
+    return_to: Option<ReturnTo>,
 }
 
 impl FromRequestParts<AppState> for Page {
@@ -127,9 +131,17 @@ impl FromRequestParts<AppState> for Page {
             session: cookie(cookies::SESSION).map(str::to_string),
             lang_href: lang_href(parts.uri.path(), query, other(choice.lang)),
             client: ClientIp::of(parts, state),
+            return_to: return_to(query, &state.settings.browsers),
             pages,
         })
     }
+}
+
+/// The first `return_to` of the query, decoded, if it is a place to return to.
+fn return_to(query: Option<&str>, browsers: &BrowserSettings) -> Option<ReturnTo> {
+    let (_, raw) =
+        url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == "return_to")?;
+    browsers.return_to(&raw)
 }
 
 fn header_str<K: header::AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&str> {
@@ -207,6 +219,22 @@ impl Page {
         format!("{path}{sep}lang={}", self.lang)
     }
 
+    /// `path` with this request's `return_to` passed on, so it survives
+    /// every step between the sign-in pages.
+    pub fn carry(&self, path: &str) -> String {
+        let Some(to) = &self.return_to else {
+            return path.to_string();
+        };
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let value: String = url::form_urlencoded::byte_serialize(to.as_str().as_bytes()).collect();
+        format!("{path}{sep}return_to={value}")
+    }
+
+    /// Where a signed-in browser goes: `return_to`, else its account.
+    pub fn after_sign_in(&self) -> &str {
+        self.return_to.as_ref().map_or("/account", ReturnTo::as_str)
+    }
+
     /// Renders `template` with the parts every page shares, and sets the
     /// language and CSRF cookies when this request chose or needed them.
     pub fn render(
@@ -243,6 +271,12 @@ impl Page {
         };
         let mut response = (status, Html(body)).into_response();
         self.add_cookies(&mut response);
+        if let Some(to) = &self.return_to {
+            let csp = super::csp_forms_to(&to.origin());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
         response
     }
 
@@ -274,7 +308,7 @@ impl Page {
 
     /// The browser is signed in with the same token the API issues.
     pub fn signed_in(&self, session: &Session) -> Response {
-        let mut response = self.redirect("/account");
+        let mut response = self.redirect(self.after_sign_in());
         let ttl = self.state.settings.session_ttl_secs;
         let name = self.cookie_name(cookies::SESSION);
         let cookie = cookies::set(&name, &session.token, Some(ttl), self.secure());

@@ -11,6 +11,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::app::TestApp;
+use crate::support::smtp::free_port;
+use crate::support::wait::eventually_blocking;
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -55,13 +57,22 @@ fn require_tools() {
 /// Starts authmail with `env` and runs one browser scenario against it.
 async fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
     require_tools();
-    let app = TestApp::builder()
+    let app = start_app(env).await;
+    run_node(&app, scenario, &[]).await;
+}
+
+async fn start_app(env: &[(&str, &str)]) -> TestApp {
+    TestApp::builder()
         .process()
         .envs(env)
         // Every page load comes from 127.0.0.1: the per-IP limit is not under test here.
         .env("RATE_IP_PER_HOUR", "0")
         .start()
-        .await;
+        .await
+}
+
+/// Runs `journeys.mjs` for `scenario` against `app`; `env` goes to node.
+async fn run_node(app: &TestApp, scenario: &str, env: &[(&str, &str)]) {
     let started = Instant::now();
     let child = tokio::process::Command::new("node")
         .arg(browser_dir().join("journeys.mjs"))
@@ -69,6 +80,7 @@ async fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
         .arg(screenshot_dir())
         .arg(scenario)
         .env("CHROMIUM", chromium())
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -123,4 +135,112 @@ async fn without_javascript() {
         &[("RESEND_COOLDOWN_SECS", "0"), ("RATE_EMAIL_PER_HOUR", "3")],
     )
     .await;
+}
+
+/// An application on a second local origin sends the user to authmail's
+/// sign-in with `return_to` and gets them back signed in; its script calls the
+/// auth API across origins, which works from its origin (`CORS_ORIGINS`) and
+/// not from another.
+#[tokio::test]
+async fn an_app_on_another_origin_gets_its_user_back_signed_in() {
+    require_tools();
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let app = start_app(&[("RETURN_TO_ORIGINS", &origin), ("CORS_ORIGINS", &origin)]).await;
+    let site = AppSite::start(port, &app.base);
+    // The same server under another name is another origin, listed nowhere.
+    let unlisted = format!("http://localhost:{port}");
+    let env = [
+        ("APP_ORIGIN", origin.as_str()),
+        ("UNLISTED_ORIGIN", &unlisted),
+    ];
+    run_node(&app, "return_to", &env).await;
+    site.stop();
+}
+
+/// The application's pages, served by `python3 -m http.server`: `/` links to
+/// authmail's sign-in with `return_to` its `/welcome`, and its script tries a
+/// sign-in through the API across origins, saying what it got.
+struct AppSite {
+    child: Option<std::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl AppSite {
+    fn start(port: u16, authmail: &str) -> AppSite {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = format!("http://127.0.0.1:{port}");
+        let sign_in = format!("{authmail}/login?return_to={origin}/welcome");
+        let index = format!(
+            r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>An app</title></head>
+<body>
+<h1>An app</h1>
+<p><a id="sign-in" href="{sign_in}">Sign in with authmail</a></p>
+<p id="cors">…</p>
+<script>
+fetch("{authmail}/api/auth/login", {{
+  method: "POST",
+  headers: {{"content-type": "application/json"}},
+  body: JSON.stringify({{email: "nobody@example.com", password: "not a password"}}),
+}})
+  .then(async (r) => `${{r.status}} ${{(await r.json()).error.code}}`)
+  .catch(() => "blocked")
+  .then((seen) => {{ document.getElementById("cors").textContent = seen; }});
+</script>
+</body></html>
+"#
+        );
+        std::fs::write(dir.path().join("index.html"), index).unwrap();
+        let welcome = dir.path().join("welcome");
+        std::fs::create_dir(&welcome).unwrap();
+        std::fs::write(
+            welcome.join("index.html"),
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Welcome</title></head>\n\
+             <body><h1 id=\"welcome\">Welcome back</h1></body></html>\n",
+        )
+        .unwrap();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 must be installed");
+        let site = AppSite {
+            child: Some(child),
+            _dir: dir,
+        };
+        eventually_blocking(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .map_err(|e| format!("the app's server on {port}: {e}"))
+        });
+        site
+    }
+
+    /// SIGTERM, and wait for it to end.
+    fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for AppSite {
+    /// A failed test ends the server too.
+    fn drop(&mut self) {
+        self.end();
+    }
 }

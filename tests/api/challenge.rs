@@ -291,3 +291,79 @@ async fn multi_instance_challenges_are_single_use_across_instances() {
     let r = send(&a, "y@example.com", "127.0.0.1", Some(solution)).await;
     assert_eq!(answer(&r), (428, "challenge_required"));
 }
+
+/// The botnet of the issue: 10,000 send-codes to strangers from 1,000 client
+/// networks through the trusted proxy, with the defaults (`CHALLENGE=auto`,
+/// `RATE_GLOBAL_PER_HOUR=1000`). Few mails leave; every other request is
+/// answered 428 or 429; a real user on a fresh network who solves the
+/// challenge still gets a code.
+#[tokio::test]
+async fn a_botnet_burns_neither_strangers_nor_the_quota() {
+    use crate::support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
+    use futures_util::stream::{self, StreamExt};
+    let certs = Certs::generate();
+    let smtp = SmtpServer::start(&certs, SmtpOptions::new(Mode::Plain));
+    let app = TestApp::builder()
+        .exclusive()
+        .smtp(&smtp)
+        .envs(&[("CHALLENGE", "auto"), ("TRUSTED_PROXIES", "127.0.0.1/32")])
+        .start()
+        .await;
+    let started = std::time::Instant::now();
+    let replies: Vec<u16> = stream::iter(0..10_000)
+        .map(|i| {
+            let app = &app;
+            async move {
+                // 1,000 networks (a /24 each), 10 stranger addresses per request slot.
+                let ip = format!("10.{}.{}.{}", i % 1000 / 250, i % 250, 1 + i / 1000);
+                send(app, &format!("stranger{i}@example.com"), &ip, None)
+                    .await
+                    .status
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    let count = |s: u16| replies.iter().filter(|&&r| r == s).count();
+    let (accepted, challenged, limited) = (count(202), count(428), count(429));
+    let mails = smtp
+        .wait_for_count(accepted, std::time::Duration::from_secs(60))
+        .await
+        .len();
+    println!(
+        "botnet: 10,000 send-codes from 1,000 networks in {took:.1?}: {accepted} accepted, \
+         {challenged} answered 428, {limited} answered 429; {mails} mails at the SMTP server \
+         (RATE_GLOBAL_PER_HOUR 1000)"
+    );
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+    assert_eq!(
+        accepted + challenged + limited,
+        10_000,
+        "nothing but 202, 428 and 429"
+    );
+    assert!(accepted <= 1000, "{accepted} over RATE_GLOBAL_PER_HOUR");
+    assert!(
+        accepted <= 501,
+        "over half the cap everyone must solve: {accepted}"
+    );
+    assert_eq!(mails, accepted, "one mail per 202");
+    // A real person on a fresh network solves the challenge and gets a code.
+    let r = send(&app, "real.person@example.com", "192.0.2.44", None).await;
+    assert_eq!(answer(&r), (428, "challenge_required"));
+    let r = send(
+        &app,
+        "real.person@example.com",
+        "192.0.2.44",
+        Some(solved(&app).await),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.raw);
+    let mail = smtp
+        .wait_for_mail(
+            "real.person@example.com",
+            std::time::Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(mail.code().len(), 6);
+}

@@ -109,6 +109,15 @@ fn every_bad_setting_is_exit_2_with_one_line_naming_it() {
         ("LOG_FORMAT", &[("LOG_FORMAT", "xml")]),
         ("ADMIN_TOKEN", &[("ADMIN_TOKEN", "a")]),
         ("DEV_MAILBOX", &[("DEV_MAILBOX", "yes")]),
+        ("CORS_ORIGINS", &[("CORS_ORIGINS", "*")]),
+        (
+            "CORS_ORIGINS",
+            &[("CORS_ORIGINS", "https://app.example.com/app")],
+        ),
+        (
+            "RETURN_TO_ORIGINS",
+            &[("RETURN_TO_ORIGINS", "app.example.com")],
+        ),
         // Dev mode on a public address would show every code to anyone.
         ("SMTP_SERVER", &[("BIND", "0.0.0.0:8080")]),
         ("SMTP_SERVER", &[("DEV_MAILBOX", "off")]),

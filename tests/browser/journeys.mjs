@@ -2,7 +2,11 @@
 // would: every account journey in zh-CN and in en, and the no-JavaScript path.
 // Codes come from the dev mailbox. Run by tests/browser.rs:
 //
-//   node tests/browser/journeys.mjs <base-url> <screenshot-dir> <zh-CN|en|nojs>
+//   node tests/browser/journeys.mjs <base-url> <screenshot-dir> <zh-CN|en|nojs|return_to>
+//
+// `return_to` also needs APP_ORIGIN (an app's pages, served by the test, on an
+// origin in RETURN_TO_ORIGINS and CORS_ORIGINS) and UNLISTED_ORIGIN (the same
+// pages on an origin in neither).
 //
 // Exits 0 only when every check held; a failed check throws with what was
 // expected and what the page showed.
@@ -12,7 +16,7 @@ import { chromium } from "playwright-core";
 
 const [base, shots, scenario] = process.argv.slice(2);
 if (!base || !shots || !scenario) {
-  console.error("usage: journeys.mjs <base-url> <screenshot-dir> <zh-CN|en|nojs>");
+  console.error("usage: journeys.mjs <base-url> <screenshot-dir> <zh-CN|en|nojs|return_to>");
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -385,10 +389,85 @@ async function withoutJavaScript(browser) {
   await expectAccount(page, email);
 }
 
+/// An account made through the JSON API, as an app's backend would.
+async function registerThroughApi(mailbox, email, password) {
+  const post = (path, body) =>
+    fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  await mailbox.mark(email);
+  const sent = await post("/api/auth/send-code", { email, purpose: "register" });
+  equal(sent.status, 202, "send-code through the API");
+  const code = await mailbox.nextCode(email);
+  const registered = await post("/api/auth/register", { email, password, code });
+  equal(registered.status, 201, "register through the API");
+}
+
+/// What the app page's script got from the auth API: "401 invalid_credentials"
+/// when the browser let it read the answer, "blocked" when CORS did not.
+async function crossOriginCall(browser, origin) {
+  const { context, page } = await newPage(browser, { locale: LOCALE.en });
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => document.querySelector("#cors").textContent !== "…");
+  const seen = await text(page, "#cors");
+  await context.close();
+  return seen;
+}
+
+/// An app on another origin: its script may call the auth API from its own
+/// origin only; its link sends the user to the sign-in with `return_to`, and
+/// through a language switch and a wrong password the user comes back to the
+/// app's /welcome, signed in.
+async function returnTo(browser) {
+  const appOrigin = process.env.APP_ORIGIN;
+  const unlisted = process.env.UNLISTED_ORIGIN;
+  check(appOrigin && unlisted, "APP_ORIGIN and UNLISTED_ORIGIN are set");
+  const email = "returning@example.com";
+  const password = "correct horse battery";
+  await registerThroughApi(new Mailbox(), email, password);
+
+  equal(await crossOriginCall(browser, appOrigin), "401 invalid_credentials", "CORS from the listed origin");
+  equal(await crossOriginCall(browser, unlisted), "blocked", "CORS from an unlisted origin");
+
+  const { page, problems } = await newPage(browser, { locale: LOCALE.en });
+  await page.goto(`${appOrigin}/`);
+  await submit(page, () => page.click("#sign-in"));
+  equal(new URL(page.url()).origin, new URL(base).origin, "the app's link leads to authmail");
+  equal(await text(page, "h1"), STRINGS.en.login_title, "the sign-in page");
+  // The app page's own cross-origin 401 is not the sign-in page's problem.
+  problems.length = 0;
+  await snap(page, "en", "return-to-login", problems);
+
+  await submit(page, () => page.click("#switch-lang"));
+  const t = STRINGS["zh-CN"];
+  equal(await text(page, "h1"), t.login_title, "after the language switch");
+  await page.fill("#email", email);
+  await page.fill("#password", "not the password");
+  const r = await submit(page, () => page.click("#submit"));
+  equal(r.status(), 401, "wrong password: status");
+  equal(await text(page, "#password-error"), t.err_invalid_credentials, "wrong password message");
+  await page.fill("#password", password);
+  await submit(page, () => page.click("#submit"));
+  await page.locator("#welcome").waitFor();
+  check(page.url().startsWith(`${appOrigin}/welcome`), `back on the app's /welcome, got ${page.url()}`);
+  equal(await text(page, "#welcome"), "Welcome back", "the app's welcome page");
+
+  // Signed in: authmail knows the browser, and sends it straight back next time.
+  await page.goto(`${base}/account`);
+  await expectAccount(page, email);
+  await page.goto(`${appOrigin}/`);
+  await submit(page, () => page.click("#sign-in"));
+  await page.locator("#welcome").waitFor();
+  check(page.url().startsWith(`${appOrigin}/welcome`), `signed in already: straight back, got ${page.url()}`);
+}
+
 const scenarios = {
   "zh-CN": (browser) => journeys(browser, "zh-CN"),
   en: (browser) => journeys(browser, "en"),
   nojs: withoutJavaScript,
+  return_to: returnTo,
 };
 
 const run = scenarios[scenario];

@@ -1,5 +1,6 @@
 pub mod api;
 pub mod app;
+pub mod browser;
 pub mod builder;
 pub mod db;
 pub mod in_process;
