@@ -94,10 +94,19 @@ async fn jwt(app: &TestApp, token: &str, ttl_secs: i64) -> String {
 
 /// The claims as written, unverified (for what PyJWT is not asked about).
 fn claims(jwt: &str) -> Value {
+    jws_part(jwt, 1)
+}
+
+fn header(jwt: &str) -> Value {
+    jws_part(jwt, 0)
+}
+
+/// The JSON of a compact JWS's `n`-th part.
+fn jws_part(jwt: &str, n: usize) -> Value {
     use base64::Engine;
-    let payload = jwt.split('.').nth(1).expect("three parts");
+    let part = jwt.split('.').nth(n).expect("three parts");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode(part)
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
@@ -134,15 +143,6 @@ fn rotate(app: &TestApp, env: &[(&str, &str)]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "keys rotate: {stdout}{stderr}");
     stdout
-}
-
-fn claims_header(jwt: &str) -> Value {
-    use base64::Engine;
-    let header = jwt.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[tokio::test]
@@ -227,7 +227,7 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() {
     // it signs with the old one until those 5 s have passed, then with the
     // new one, without a restart. Both tokens verify.
     assert_eq!(
-        claims_header(&jwt(&app, &token, 60).await)["kid"],
+        header(&jwt(&app, &token, 60).await)["kid"],
         old_kid.as_str()
     );
     app.clock().advance(5);
@@ -477,7 +477,7 @@ async fn multi_instance_two_instances_share_one_key() {
     for (signer, checker) in [(&a, &b), (&b, &a)] {
         signer.clock().advance(5);
         let new = jwt(signer, &token, 600).await;
-        assert_ne!(claims_header(&new)["kid"], kids[0].as_str());
+        assert_ne!(header(&new)["kid"], kids[0].as_str());
         assert!(verify(checker, issuer, &new, None).is_ok());
     }
     assert!(
