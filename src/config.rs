@@ -18,6 +18,7 @@ mod smtp;
 mod source;
 #[cfg(test)]
 mod tests;
+mod webhook;
 
 pub use database::DatabaseUrl;
 pub use dev::DevMailbox;
@@ -26,6 +27,7 @@ pub use error::{ConfigError, Problem};
 pub use names::SETTINGS;
 pub use smtp::{Provider, Security, SmtpSettings};
 pub use source::Source;
+pub use webhook::{WebhookSecret, WebhookSettings, WebhookUrl};
 
 #[derive(Debug, Clone)]
 pub struct CodePolicy {
@@ -112,6 +114,8 @@ pub struct Settings {
     /// the dev mailbox on a public address).
     pub warnings: Vec<ConfigError>,
     pub http: HttpSettings,
+    /// User events (`WEBHOOK_URL` with `WEBHOOK_SECRET`), when set.
+    pub webhook: Option<WebhookSettings>,
 }
 
 impl Settings {
@@ -128,6 +132,7 @@ impl Settings {
         let smtp = smtp::smtp_settings(src)?;
         let mut warnings = names::unknown_in_environment(src.vars.keys());
         let dev_mailbox = dev::dev_mailbox(src, smtp.is_some(), bind, &public_url, &mut warnings)?;
+        let webhook = webhook::webhook_settings(src, &mut warnings)?;
         Ok(Self {
             smtp,
             dev_mailbox,
@@ -153,6 +158,7 @@ impl Settings {
             log_format: log_format(src)?,
             warnings,
             http: http_settings(src)?,
+            webhook,
         })
     }
 

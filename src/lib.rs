@@ -23,3 +23,4 @@ pub mod pages;
 pub mod routes;
 pub mod state;
 pub mod storage;
+pub mod webhooks;
