@@ -31,3 +31,4 @@ mod smtp_faults;
 mod smtp_sink;
 mod sqlite_faults;
 mod timing;
+mod webhooks;

@@ -165,6 +165,12 @@ impl TestApp {
         worker.deliver_due().await.expect("a worker step")
     }
 
+    /// One step of the webhook worker (with `.stepped_worker()`, the only one).
+    pub async fn deliver_webhooks(&self) -> Outcome {
+        let worker = self.in_process().webhook_worker();
+        worker.deliver_due().await.expect("a webhook worker step")
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill9(&mut self) {
         self.process().kill9();

@@ -9,3 +9,4 @@ pub mod process;
 pub mod smtp;
 pub mod turns;
 pub mod wait;
+pub mod webhooks;
