@@ -197,10 +197,11 @@ impl App {
         let background = self.background_worker;
         let mut worker =
             background.then(|| tokio::spawn(Arc::clone(&self.worker).run(wake, stop_rx.clone())));
-        let (webhook_wake, stop) = (self.webhook_wake, stop_rx);
-        let mut webhook_worker = (self.webhook_worker)
+        // Webhook events have a worker of their own: a slow receiver holds up no mail.
+        let (hooks, hooks_wake) = (self.webhook_worker, self.webhook_wake);
+        let mut webhook_worker = hooks
             .filter(|_| background)
-            .map(|w| tokio::spawn(w.run(webhook_wake, stop)));
+            .map(|w| tokio::spawn(w.run(hooks_wake, stop_rx)));
         let mut ended_early = None;
         let stop = async {
             tokio::select! {

@@ -226,7 +226,8 @@ impl<L: Lane> Worker<L> {
     async fn claim(&self, limit: usize) -> storage::Result<VecDeque<Held<L::Message>>> {
         let now = self.clock.now();
         let lease_until = now + self.lease_secs;
-        let batch = (self.lane)
+        let batch = self
+            .lane
             .claim(&self.storage, now, lease_until, limit as i64)
             .await?;
         let at = Instant::now();

@@ -38,7 +38,8 @@ impl Lane for WebhookLane {
 
     async fn try_once(&self, msg: &WebhookMessage) -> Option<Delivery> {
         let started = Instant::now();
-        let outcome = (self.sender)
+        let outcome = self
+            .sender
             .send(&msg.webhook_id, &msg.body, self.clock.now())
             .await;
         let latency_ms = started.elapsed().as_millis() as u64;
