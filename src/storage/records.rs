@@ -128,35 +128,26 @@ pub trait Claimed {
     fn last_error(&self) -> Option<&str>;
 }
 
-impl Claimed for OutboxMessage {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn attempts(&self) -> i64 {
-        self.attempts
-    }
-    fn expires_at(&self) -> i64 {
-        self.expires_at
-    }
-    fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
-    }
+/// Both claimed kinds keep these under the same names.
+macro_rules! claimed {
+    ($($t:ty),*) => {$(
+        impl Claimed for $t {
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn attempts(&self) -> i64 {
+                self.attempts
+            }
+            fn expires_at(&self) -> i64 {
+                self.expires_at
+            }
+            fn last_error(&self) -> Option<&str> {
+                self.last_error.as_deref()
+            }
+        }
+    )*};
 }
-
-impl Claimed for WebhookMessage {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn attempts(&self) -> i64 {
-        self.attempts
-    }
-    fn expires_at(&self) -> i64 {
-        self.expires_at
-    }
-    fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
-    }
-}
+claimed!(OutboxMessage, WebhookMessage);
 
 /// A claimed outbox row as stored, before it is decoded.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -250,25 +250,6 @@ fn a_missing_or_malformed_secret_stops_start_up_with_one_line_naming_it() {
     assert!(line.contains("WEBHOOK_URL"), "{line}");
 }
 
-/// Runs an `authmail` command with the app's settings; stdout and stderr.
-fn cli(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(app.path())
-        .env_clear()
-        .env("DATABASE_URL", app.db.url())
-        .env("RUST_LOG", "debug")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run authmail");
-    assert!(out.status.success(), "authmail {args:?}: {out:?}");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn sample(metrics: &str, series: &str) -> Option<f64> {
     let line = metrics.lines().find(|l| l.starts_with(series))?;
     line.rsplit(' ').next()?.parse().ok()
@@ -333,14 +314,17 @@ async fn the_secret_never_reaches_any_output() {
         !metrics.contains("authmail_mail_failed_total{class=\"rejected\"} 1"),
         "a refused event is no failed mail: {metrics}"
     );
-    let env = [("WEBHOOK_URL", url.as_str()), ("WEBHOOK_SECRET", SECRET)];
-    let table = cli(&app, &env, &["outbox"]);
+    let env = [("WEBHOOK_URL", url.as_str()), ("WEBHOOK_SECRET", SECRET)]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    let table = app.cli(&env, &["outbox"]);
     assert!(
         table.contains("webhook") && table.contains(&shown),
         "{table}"
     );
     seen.push_str(&table);
-    seen.push_str(&cli(&app, &env, &["outbox", "--json"]));
+    let lines = app.cli(&env, &["outbox", "--json"]);
+    assert!(lines.contains(r#""purpose":"webhook""#), "{lines}");
+    seen.push_str(&lines);
     assert!(app.terminate().success());
     let logs = app.logs();
     assert!(

@@ -133,6 +133,25 @@ impl TestApp {
         self.run().await;
     }
 
+    /// Runs an `authmail` command (`outbox`, `doctor`, …) on the app's
+    /// database with `env`, at debug level; stdout and stderr.
+    pub fn cli(&self, env: &[(String, String)], args: &[&str]) -> String {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("DATABASE_URL", self.db.url())
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run authmail");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
     /// The app's working directory (the binary's current directory).
     pub fn path(&self) -> &Path {
         self.dir.path()
