@@ -12,6 +12,7 @@ use crate::mail;
 use crate::storage::{
     MailKind, NewMessage, NewSession, PasswordGate, PasswordLimits, PasswordTry, Storage, User,
 };
+use crate::webhooks::Webhooks;
 
 mod hash_pool;
 use hash_pool::Hasher;
@@ -29,6 +30,8 @@ pub struct Accounts {
     passwords: PasswordLimits,
     session_ttl_secs: i64,
     message_domain: String,
+    /// User events for `WEBHOOK_URL`, queued by the write flows.
+    webhooks: Webhooks,
 }
 
 /// A signed-in user and the token that proves it.
@@ -60,7 +63,14 @@ impl Accounts {
             },
             session_ttl_secs,
             message_domain,
+            webhooks: Webhooks::default(),
         }
+    }
+
+    /// Report changes to users to the webhook (off by default).
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 
     /// The code first: an address with an account holds no register code,
@@ -76,9 +86,10 @@ impl Accounts {
         let hash = self.hasher.hash(password).await?;
         let user = self
             .storage
-            .create_user(email, &hash, self.clock.now())
+            .create_user(email, &hash, self.clock.now(), &self.webhooks)
             .await?
             .ok_or(ApiError::EmailTaken)?;
+        self.webhooks.committed();
         self.start_session(user).await
     }
 
@@ -193,8 +204,9 @@ impl Accounts {
             expires_at: now + NOTICE_RETRY_SECS,
         };
         self.storage
-            .reset_password(user.id, &hash, notice, now)
+            .reset_password(user.id, &hash, notice, now, &self.webhooks)
             .await?;
+        self.webhooks.committed();
         Ok(())
     }
 

@@ -24,13 +24,14 @@ use crate::domain::Lang;
 use crate::http_server;
 use crate::keys::Keys;
 use crate::mail::alert::{AlertHook, Alerts};
-use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
+use crate::mail::outbox::{MailLane, RetryPolicy, Sink, WebhookLane, Worker, LEASE_SPARE};
 use crate::mail::templates::Templates;
 use crate::mail::transport::{send_deadline, SmtpSender};
 use crate::messages::CliText;
 use crate::pages::csrf::CsrfKey;
 use crate::routes::Routes;
 use crate::storage::Storage;
+use crate::webhooks::{WebhookSender, Webhooks};
 
 /// Opens the database (creating and migrating it) and settles the secret key.
 pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Keys)> {
@@ -76,6 +77,10 @@ pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyh
 pub struct App {
     state: AppState,
     worker: Arc<Worker>,
+    /// The webhook events' worker, when `WEBHOOK_URL` is set.
+    webhook_worker: Option<Arc<Worker<WebhookLane>>>,
+    /// Wakes it when a flow has queued an event (`Webhooks::committed`).
+    webhook_wake: Arc<Notify>,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     background_worker: bool,
@@ -128,6 +133,9 @@ impl AppBuilder {
             templates,
             alert_hook.clone(),
         )?;
+        let webhook_worker = build_webhook_worker(&settings, storage.clone(), &self.clock)?;
+        let webhook_wake = Arc::new(Notify::new());
+        let webhooks = Webhooks::new(settings.webhook.as_ref(), Arc::clone(&webhook_wake));
         let metrics_listener = match settings.http.metrics_bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -137,8 +145,10 @@ impl AppBuilder {
             None => None,
         };
         Ok(App {
-            state: build_state(settings, storage, keys, self.clock, alert_hook),
+            state: build_state(settings, storage, keys, self.clock, alert_hook, webhooks),
             worker: Arc::new(worker),
+            webhook_worker: webhook_worker.map(Arc::new),
+            webhook_wake,
             listener,
             metrics_listener,
             background_worker: self.background_worker,
@@ -180,6 +190,11 @@ impl App {
         Arc::clone(&self.worker)
     }
 
+    /// The webhook events' worker, when `WEBHOOK_URL` is set.
+    pub fn webhook_worker(&self) -> Option<Arc<Worker<WebhookLane>>> {
+        self.webhook_worker.clone()
+    }
+
     /// Serves until `shutdown` completes, then lets the sends in flight end.
     /// A worker that stops on its own (a panic) stops the app too: an API that
     /// queues mail nobody sends is worse than one that is down.
@@ -188,13 +203,20 @@ impl App {
         let state = self.state;
         let pruner = tokio::spawn(prune_forever(state.clone(), stop_rx.clone()));
         let wake = Arc::clone(&state.outbox_wake);
-        let mut worker = (self.background_worker)
-            .then(|| tokio::spawn(Arc::clone(&self.worker).run(wake, stop_rx)));
+        let background = self.background_worker;
+        let mut worker =
+            background.then(|| tokio::spawn(Arc::clone(&self.worker).run(wake, stop_rx.clone())));
+        // Webhook events have a worker of their own: a slow receiver holds up no mail.
+        let (hooks, hooks_wake) = (self.webhook_worker, self.webhook_wake);
+        let mut webhook_worker = hooks
+            .filter(|_| background)
+            .map(|w| tokio::spawn(w.run(hooks_wake, stop_rx)));
         let mut ended_early = None;
         let stop = async {
             tokio::select! {
                 () = shutdown => {}
                 ended = join_worker(&mut worker) => ended_early = Some(ended),
+                ended = join_worker(&mut webhook_worker) => ended_early = Some(ended),
             }
         };
         let metrics = self.metrics_listener.map(|listener| http_server::Listener {
@@ -210,13 +232,12 @@ impl App {
         tracing::info!("stopped taking requests; finishing the sends in flight");
         let _ = stop_tx.send(true);
         pruner.abort();
-        match (ended_early, worker) {
-            (Some(ended), _) => {
-                ended.context("mail worker panicked")?;
-                anyhow::bail!("the mail worker stopped before shutdown")
-            }
-            (None, Some(worker)) => worker.await.context("mail worker panicked")?,
-            (None, None) => {}
+        if let Some(ended) = ended_early {
+            ended.context("an outbox worker panicked")?;
+            anyhow::bail!("an outbox worker stopped before shutdown")
+        }
+        for running in [worker, webhook_worker].into_iter().flatten() {
+            running.await.context("an outbox worker panicked")?;
         }
         tracing::info!("stopped");
         Ok(())
@@ -237,6 +258,7 @@ fn build_state(
     keys: Keys,
     clock: Clock,
     alert_hook: Option<Arc<AlertHook>>,
+    webhooks: Webhooks,
 ) -> AppState {
     let domain = message_domain(&settings);
     let codes = Codes::new(
@@ -264,7 +286,8 @@ fn build_state(
         &settings.passwords,
         settings.session_ttl_secs,
         domain,
-    );
+    )
+    .with_webhooks(webhooks);
     AppState {
         settings,
         storage,
@@ -332,19 +355,52 @@ fn build_worker(
     Ok(Worker {
         storage: storage.clone(),
         clock: clock.clone(),
-        sink,
-        templates: Arc::new(templates),
-        retry: RetryPolicy {
-            base_secs: settings.retry_base_secs,
-            max_secs: settings.retry_max_secs,
-        },
+        retry: retry_policy(settings),
         concurrency,
         lease_secs,
-        code_ttl_secs: settings.codes.ttl_secs,
-        public_url: settings.public_url.clone(),
-        lang: settings.mail_lang,
-        alerts: alert_hook.map(|hook| Alerts::new(&settings.alert, hook, storage, clock.clone())),
+        lane: MailLane {
+            sink,
+            storage: storage.clone(),
+            clock: clock.clone(),
+            templates: Arc::new(templates),
+            code_ttl_secs: settings.codes.ttl_secs,
+            public_url: settings.public_url.clone(),
+            lang: settings.mail_lang,
+            alerts: alert_hook
+                .map(|hook| Alerts::new(&settings.alert, hook, storage, clock.clone())),
+        },
     })
+}
+
+/// Webhook events are retried as mail is (`RETRY_BASE_SECS`, `RETRY_MAX_SECS`).
+fn retry_policy(settings: &Settings) -> RetryPolicy {
+    RetryPolicy {
+        base_secs: settings.retry_base_secs,
+        max_secs: settings.retry_max_secs,
+    }
+}
+
+/// The worker that POSTs webhook events; none without `WEBHOOK_URL`. Its
+/// lease outlives the longest try, as the mail worker's does.
+fn build_webhook_worker(
+    settings: &Settings,
+    storage: Storage,
+    clock: &Clock,
+) -> anyhow::Result<Option<Worker<WebhookLane>>> {
+    let Some(webhook) = &settings.webhook else {
+        return Ok(None);
+    };
+    Ok(Some(Worker {
+        storage,
+        clock: clock.clone(),
+        retry: retry_policy(settings),
+        concurrency: crate::mail::outbox::WEBHOOK_CONCURRENCY,
+        lease_secs: (crate::webhooks::TRY_TIMEOUT + LEASE_SPARE).as_secs() as i64,
+        lane: WebhookLane {
+            sender: WebhookSender::new(webhook)?,
+            clock: clock.clone(),
+        },
+    }))
 }
 
 /// The start-up lines, in the CLI's language: where it listens (the address

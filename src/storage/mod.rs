@@ -16,14 +16,17 @@ mod writes;
 use std::time::Duration;
 
 use crate::domain::EmailAddress;
+use crate::webhooks::Webhooks;
 use exec::Db;
+use records::OutboxRow;
 
 pub use challenges::NewChallenge;
 pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use records::{
-    ChallengeRule, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits,
-    MailKind, NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats, SendLimits, User,
+    ChallengeRule, Channel, Claimed, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome,
+    DevMail, GuessLimits, MailKind, NewMessage, NewSession, NewWebhook, OutboxEntry, OutboxMessage,
+    OutboxStats, SendLimits, User, WebhookMessage,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -239,16 +242,18 @@ impl Storage {
         .await
     }
 
-    /// `None` when the address is taken.
+    /// `None` when the address is taken. `user.created` is queued for the
+    /// webhook in the same transaction.
     pub async fn create_user(
         &self,
         email: &EmailAddress,
         password_hash: &str,
         now: i64,
+        hooks: &Webhooks,
     ) -> Result<Option<User>> {
-        let (email, hash) = (email.clone(), password_hash.to_string());
+        let (email, hash, hooks) = (email.clone(), password_hash.to_string(), hooks.clone());
         self.write(&[], async move |db| {
-            writes::create_user(db, email.as_str(), &hash, now).await
+            writes::create_user(db, email.as_str(), &hash, now, &hooks).await
         })
         .await
     }
@@ -260,17 +265,19 @@ impl Storage {
         }
     }
 
-    /// Sets the password, ends every session and queues the notice, atomically.
+    /// Sets the password, ends every session and queues the notice and
+    /// `user.password_changed`, atomically.
     pub async fn reset_password(
         &self,
         user_id: i64,
         password_hash: &str,
         notice: NewMessage,
         now: i64,
+        hooks: &Webhooks,
     ) -> Result<()> {
-        let hash = password_hash.to_string();
+        let (hash, hooks) = (password_hash.to_string(), hooks.clone());
         self.write(&[], async move |db| {
-            writes::reset_password(db, user_id, &hash, &notice, now).await
+            writes::reset_password(db, user_id, &hash, &notice, now, &hooks).await
         })
         .await
     }
@@ -304,22 +311,47 @@ impl Storage {
         .await
     }
 
-    /// Claims up to `limit` due messages (queued and due, or sending with an
-    /// expired lease) until `lease_until`. A message this version cannot
-    /// decode fails in the same transaction and is not returned.
+    /// Claims up to `limit` due mail messages (queued and due, or sending
+    /// with an expired lease) until `lease_until`. A message this version
+    /// cannot decode fails in the same transaction and is not returned.
     pub async fn claim_due_messages(
         &self,
         now: i64,
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<OutboxMessage>> {
+        self.claim_due(Channel::Mail, (now, lease_until, limit), OutboxRow::decode)
+            .await
+    }
+
+    /// `claim_due_messages` for the webhook events.
+    pub async fn claim_due_webhooks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<WebhookMessage>> {
+        self.claim_due(
+            Channel::Webhook,
+            (now, lease_until, limit),
+            OutboxRow::decode_webhook,
+        )
+        .await
+    }
+
+    async fn claim_due<T: Send + 'static>(
+        &self,
+        channel: Channel,
+        window: (i64, i64, i64),
+        decode: fn(OutboxRow) -> std::result::Result<T, String>,
+    ) -> Result<Vec<T>> {
         // How each backend keeps two claimers apart differs.
         let claim = match self.backend {
             Backend::Sqlite { .. } => sqlite::CLAIM_DUE,
             Backend::Postgres(_) => postgres::CLAIM_DUE,
         };
         self.write(&[], async move |db| {
-            outbox::claim_due_messages(db, claim, now, lease_until, limit).await
+            outbox::claim_due(db, claim, channel, window, decode).await
         })
         .await
     }
@@ -332,11 +364,11 @@ impl Storage {
         .await
     }
 
-    /// When the next queued message falls due (or a lease runs out).
-    pub async fn next_due_at(&self) -> Result<Option<i64>> {
+    /// When the channel's next queued row falls due (or a lease runs out).
+    pub async fn next_due_at(&self, channel: Channel) -> Result<Option<i64>> {
         match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlite::next_due_at(pool).await,
-            Backend::Postgres(pool) => postgres::next_due_at(pool).await,
+            Backend::Sqlite { pool, .. } => sqlite::next_due_at(pool, channel).await,
+            Backend::Postgres(pool) => postgres::next_due_at(pool, channel).await,
         }
     }
 

@@ -1,8 +1,9 @@
-//! The outbox's writes, written once over [`Exec`]: queue a message, claim
-//! due ones with a lease (decoding each once, here), and record how each try
-//! ended, fenced by the claim that made it.
+//! The outbox's writes, written once over [`Exec`]: queue a message or a
+//! webhook event, claim due ones of a channel with a lease (decoding each
+//! once, here), and record how each try ended, fenced by the claim that made it.
 
 use super::exec::{args, Arg, Exec};
+use super::records::OutboxRow;
 use super::*;
 
 pub(super) async fn insert_message(db: &mut impl Exec, msg: &NewMessage, now: i64) -> Result<i64> {
@@ -25,21 +26,33 @@ pub(super) async fn insert_message(db: &mut impl Exec, msg: &NewMessage, now: i6
     Ok(id.unwrap_or_default())
 }
 
-/// `claim_sql` is the backend's claim (how it keeps two claimers apart differs).
-pub(super) async fn claim_due_messages(
+/// Queues a webhook event (in the transaction of the change it reports).
+pub(super) async fn insert_webhook(db: &mut impl Exec, hook: &NewWebhook, now: i64) -> Result<()> {
+    db.execute(
+        "INSERT INTO outbox (message_id, recipient, kind, lang, payload, next_attempt_at, expires_at, created_at, channel)
+         VALUES ($1, $2, 'webhook', '', $3, $4, $5, $6, 'webhook')",
+        args![&hook.webhook_id, &hook.target, &hook.body, now, hook.expires_at, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `claim_sql` is the backend's claim (how it keeps two claimers apart
+/// differs); `decode` turns a row into what the channel's worker sends.
+pub(super) async fn claim_due<T>(
     db: &mut impl Exec,
     claim_sql: &'static str,
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-) -> Result<Vec<OutboxMessage>> {
+    channel: Channel,
+    (now, lease_until, limit): (i64, i64, i64),
+    decode: fn(OutboxRow) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
     let rows = db
-        .messages(claim_sql, args![lease_until, now, limit])
+        .messages(claim_sql, args![lease_until, now, channel.as_str(), limit])
         .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let (id, attempt) = (row.id, row.attempts);
-        match row.decode() {
+        match decode(row) {
             Ok(msg) => claimed.push(msg),
             Err(why) => fail_undecodable(db, id, attempt, &why, now).await?,
         }
@@ -99,10 +112,10 @@ pub struct Finished {
 }
 
 impl Finished {
-    pub fn unclaimed(msg: &OutboxMessage, at: i64) -> Self {
+    pub fn unclaimed(msg: &impl Claimed, at: i64) -> Self {
         Self {
-            id: msg.id,
-            attempt: msg.attempts,
+            id: msg.id(),
+            attempt: msg.attempts(),
             outcome: Outcome::Unclaimed,
             at,
         }

@@ -37,3 +37,4 @@ mod smtp_sink;
 mod sqlite_faults;
 mod timing;
 mod unreadable;
+mod webhooks;

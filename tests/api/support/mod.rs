@@ -11,3 +11,4 @@ pub mod receiver;
 pub mod smtp;
 pub mod turns;
 pub mod wait;
+pub mod webhooks;
