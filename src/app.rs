@@ -14,24 +14,20 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinError, JoinHandle};
 
-use crate::accounts::Accounts;
 use crate::api::{self, AppState};
-use crate::challenge::Challenges;
 use crate::clock::Clock;
-use crate::codes::Codes;
 use crate::config::Settings;
 use crate::domain::Lang;
 use crate::http_server;
 use crate::keys::Keys;
-use crate::mail::alert::{AlertHook, Alerts};
-use crate::mail::outbox::{MailLane, RetryPolicy, Sink, WebhookLane, Worker, LEASE_SPARE};
+use crate::mail::alert::AlertHook;
+use crate::mail::outbox::{WebhookLane, Worker};
 use crate::mail::templates::Templates;
-use crate::mail::transport::{send_deadline, SmtpSender};
 use crate::messages::CliText;
-use crate::pages::csrf::CsrfKey;
 use crate::routes::Routes;
 use crate::storage::Storage;
-use crate::webhooks::{WebhookSender, Webhooks};
+use crate::webhooks::Webhooks;
+use wiring::{build_state, build_webhook_worker, build_worker};
 
 /// Opens the database (creating and migrating it) and settles the secret key.
 pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Keys)> {
@@ -252,54 +248,6 @@ async fn join_worker(worker: &mut Option<JoinHandle<()>>) -> Result<(), JoinErro
     }
 }
 
-fn build_state(
-    settings: Arc<Settings>,
-    storage: Storage,
-    keys: Keys,
-    clock: Clock,
-    alert_hook: Option<Arc<AlertHook>>,
-    webhooks: Webhooks,
-) -> AppState {
-    let domain = message_domain(&settings);
-    let codes = Codes::new(
-        storage.clone(),
-        keys.clone(),
-        clock.clone(),
-        settings.codes.clone(),
-        &settings.limits,
-        &settings.challenge,
-        domain.clone(),
-    )
-    .with_alerts(alert_hook);
-    let challenges = Challenges::new(
-        storage.clone(),
-        keys.clone(),
-        clock.clone(),
-        settings.challenge.bits,
-    );
-    let csrf = Arc::new(CsrfKey::derive(&keys));
-    let accounts = Accounts::new(
-        storage.clone(),
-        keys,
-        clock.clone(),
-        codes.clone(),
-        &settings.passwords,
-        settings.session_ttl_secs,
-        domain,
-    )
-    .with_webhooks(webhooks);
-    AppState {
-        settings,
-        storage,
-        codes,
-        challenges,
-        accounts,
-        clock,
-        outbox_wake: Arc::new(Notify::new()),
-        csrf,
-    }
-}
-
 /// The main listener's router: the API's routes and the pages', one 404/405
 /// for everything else, the body limit, CORS for `/api/auth/*`, the state.
 fn router(state: AppState) -> axum::Router {
@@ -332,75 +280,6 @@ async fn prune_forever(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
-}
-
-fn build_worker(
-    settings: &Settings,
-    storage: Storage,
-    clock: &Clock,
-    templates: Templates,
-    alert_hook: Option<Arc<AlertHook>>,
-) -> anyhow::Result<Worker> {
-    let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
-    let (sink, concurrency, lease_secs) = match smtp {
-        Some(smtp) => {
-            let sender = SmtpSender::new(smtp).context("cannot set up the SMTP transport")?;
-            // The lease outlives the longest possible send, so a live worker never
-            // loses its claim to another mid-send.
-            let lease = (send_deadline(smtp.timeout) + LEASE_SPARE).as_secs() as i64;
-            (Sink::Smtp(Box::new(sender)), smtp.pool_size as usize, lease)
-        }
-        None => (Sink::DevMailbox, 4, 30),
-    };
-    Ok(Worker {
-        storage: storage.clone(),
-        clock: clock.clone(),
-        retry: retry_policy(settings),
-        concurrency,
-        lease_secs,
-        lane: MailLane {
-            sink,
-            storage: storage.clone(),
-            clock: clock.clone(),
-            templates: Arc::new(templates),
-            code_ttl_secs: settings.codes.ttl_secs,
-            public_url: settings.public_url.clone(),
-            lang: settings.mail_lang,
-            alerts: alert_hook
-                .map(|hook| Alerts::new(&settings.alert, hook, storage, clock.clone())),
-        },
-    })
-}
-
-/// Webhook events are retried as mail is (`RETRY_BASE_SECS`, `RETRY_MAX_SECS`).
-fn retry_policy(settings: &Settings) -> RetryPolicy {
-    RetryPolicy {
-        base_secs: settings.retry_base_secs,
-        max_secs: settings.retry_max_secs,
-    }
-}
-
-/// The worker that POSTs webhook events; none without `WEBHOOK_URL`. Its
-/// lease outlives the longest try, as the mail worker's does.
-fn build_webhook_worker(
-    settings: &Settings,
-    storage: Storage,
-    clock: &Clock,
-) -> anyhow::Result<Option<Worker<WebhookLane>>> {
-    let Some(webhook) = &settings.webhook else {
-        return Ok(None);
-    };
-    Ok(Some(Worker {
-        storage,
-        clock: clock.clone(),
-        retry: retry_policy(settings),
-        concurrency: crate::mail::outbox::WEBHOOK_CONCURRENCY,
-        lease_secs: (crate::webhooks::TRY_TIMEOUT + LEASE_SPARE).as_secs() as i64,
-        lane: WebhookLane {
-            sender: WebhookSender::new(webhook)?,
-            clock: clock.clone(),
-        },
-    }))
 }
 
 /// The start-up lines, in the CLI's language: where it listens (the address
@@ -444,3 +323,4 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests;
+mod wiring;

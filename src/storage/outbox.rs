@@ -247,3 +247,101 @@ pub(super) async fn deliver_to_dev_mailbox(
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod tests;
+
+/// The outbox as the worker, the admin API and the dev mailbox see it.
+impl Storage {
+    pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
+        self.write(&[], async move |db| insert_message(db, &msg, now).await)
+            .await
+    }
+
+    /// Claims up to `limit` due mail messages (queued and due, or sending
+    /// with an expired lease) until `lease_until`. A message this version
+    /// cannot decode fails in the same transaction and is not returned.
+    pub async fn claim_due_messages(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>> {
+        self.claim_due(Channel::Mail, (now, lease_until, limit), OutboxRow::decode)
+            .await
+    }
+
+    /// `claim_due_messages` for the webhook events.
+    pub async fn claim_due_webhooks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<WebhookMessage>> {
+        self.claim_due(
+            Channel::Webhook,
+            (now, lease_until, limit),
+            OutboxRow::decode_webhook,
+        )
+        .await
+    }
+
+    async fn claim_due<T: Send + 'static>(
+        &self,
+        channel: Channel,
+        window: (i64, i64, i64),
+        decode: fn(OutboxRow) -> std::result::Result<T, String>,
+    ) -> Result<Vec<T>> {
+        // How each backend keeps two claimers apart differs.
+        let claim = match self.backend {
+            Backend::Sqlite { .. } => sqlite::CLAIM_DUE,
+            Backend::Postgres(_) => postgres::CLAIM_DUE,
+        };
+        self.write(&[], async move |db| {
+            outbox::claim_due(db, claim, channel, window, decode).await
+        })
+        .await
+    }
+
+    /// Records how delivery tries ended, all in one transaction.
+    pub async fn record_outcomes(&self, finished: Vec<Finished>) -> Result<()> {
+        self.write(&[], async move |db| {
+            outbox::record_outcomes(db, &finished).await
+        })
+        .await
+    }
+
+    /// When the channel's next queued row falls due (or a lease runs out).
+    pub async fn next_due_at(&self, channel: Channel) -> Result<Option<i64>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::next_due_at(pool, channel).await,
+            Backend::Postgres(pool) => postgres::next_due_at(pool, channel).await,
+        }
+    }
+
+    pub async fn list_outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::list_outbox(pool, status, limit).await,
+            Backend::Postgres(pool) => postgres::list_outbox(pool, status, limit).await,
+        }
+    }
+
+    pub async fn outbox_stats(&self, since: i64) -> Result<OutboxStats> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::outbox_stats(pool, since).await,
+            Backend::Postgres(pool) => postgres::outbox_stats(pool, since).await,
+        }
+    }
+
+    /// Stores a message in the dev mailbox, for the claim (`attempt`) that holds it.
+    pub async fn deliver_to_dev_mailbox(&self, id: i64, attempt: i64, mail: DevMail) -> Result<()> {
+        self.write(&[], async move |db| {
+            outbox::deliver_to_dev_mailbox(db, id, attempt, &mail).await
+        })
+        .await
+    }
+
+    pub async fn dev_mailbox(&self, limit: i64) -> Result<Vec<DevMail>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::dev_mailbox(pool, limit).await,
+            Backend::Postgres(pool) => postgres::dev_mailbox(pool, limit).await,
+        }
+    }
+}
