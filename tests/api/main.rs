@@ -9,6 +9,8 @@ mod abuse;
 mod attacks;
 mod browser;
 mod challenge;
+mod challenge_ocr;
+mod challenge_pages;
 mod cli;
 mod codes;
 mod cors;

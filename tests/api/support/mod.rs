@@ -6,6 +6,7 @@ pub mod db;
 pub mod in_process;
 pub mod nginx;
 pub mod pg;
+pub mod pictures;
 pub mod process;
 pub mod receiver;
 pub mod smtp;
