@@ -13,6 +13,7 @@ use crate::storage::{
     LiveSession, MailKind, NewMessage, NewSession, PasswordGate, PasswordLimits, PasswordTry,
     Storage, User,
 };
+use crate::webhooks::Webhooks;
 
 mod hash_pool;
 use hash_pool::Hasher;
@@ -30,6 +31,8 @@ pub struct Accounts {
     passwords: PasswordLimits,
     session_ttl_secs: i64,
     message_domain: String,
+    /// User events for `WEBHOOK_URL`, queued by the write flows.
+    webhooks: Webhooks,
 }
 
 /// A new session: its id, whose it is, the token that proves it and when it ends.
@@ -63,7 +66,14 @@ impl Accounts {
             },
             session_ttl_secs,
             message_domain,
+            webhooks: Webhooks::default(),
         }
+    }
+
+    /// Report changes to users to the webhook (off by default).
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 
     /// The code first: an address with an account holds no register code,
@@ -79,9 +89,10 @@ impl Accounts {
         let hash = self.hasher.hash(password).await?;
         let user = self
             .storage
-            .create_user(email, &hash, self.clock.now())
+            .create_user(email, &hash, self.clock.now(), &self.webhooks)
             .await?
             .ok_or(ApiError::EmailTaken)?;
+        self.webhooks.committed();
         self.start_session(user).await
     }
 
@@ -199,8 +210,9 @@ impl Accounts {
         let opening = self.opening();
         let id = self
             .storage
-            .reset_password(user.id, &hash, notice, opening.row)
+            .reset_password(user.id, &hash, notice, opening.row, now, &self.webhooks)
             .await?;
+        self.webhooks.committed();
         Ok(opening.opened(id, user))
     }
 

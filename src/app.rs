@@ -14,24 +14,21 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinError, JoinHandle};
 
-use crate::accounts::Accounts;
 use crate::api::{self, AppState};
-use crate::challenge::Challenges;
 use crate::clock::Clock;
-use crate::codes::Codes;
 use crate::config::Settings;
 use crate::domain::Lang;
 use crate::http_server;
 use crate::jwt::Jwt;
 use crate::keys::Keys;
-use crate::mail::alert::{AlertHook, Alerts};
-use crate::mail::outbox::{RetryPolicy, Sink, Worker, LEASE_SPARE};
+use crate::mail::alert::AlertHook;
+use crate::mail::outbox::{WebhookLane, Worker};
 use crate::mail::templates::Templates;
-use crate::mail::transport::{send_deadline, SmtpSender};
 use crate::messages::CliText;
-use crate::pages::csrf::CsrfKey;
 use crate::routes::Routes;
 use crate::storage::Storage;
+use crate::webhooks::Webhooks;
+use wiring::{build_state, build_webhook_worker, build_worker};
 
 /// Opens the database (creating and migrating it) and settles the secret key.
 pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Storage, Keys)> {
@@ -77,6 +74,10 @@ pub async fn serve(settings: Settings, templates: Templates, lang: Lang) -> anyh
 pub struct App {
     state: AppState,
     worker: Arc<Worker>,
+    /// The webhook events' worker, when `WEBHOOK_URL` is set.
+    webhook_worker: Option<Arc<Worker<WebhookLane>>>,
+    /// Wakes it when a flow has queued an event (`Webhooks::committed`).
+    webhook_wake: Arc<Notify>,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     background_worker: bool,
@@ -137,6 +138,9 @@ impl AppBuilder {
             templates,
             alert_hook.clone(),
         )?;
+        let webhook_worker = build_webhook_worker(&settings, storage.clone(), &self.clock)?;
+        let webhook_wake = Arc::new(Notify::new());
+        let webhooks = Webhooks::new(settings.webhook.as_ref(), Arc::clone(&webhook_wake));
         let metrics_listener = match settings.http.metrics_bind {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -146,8 +150,12 @@ impl AppBuilder {
             None => None,
         };
         Ok(App {
-            state: build_state(settings, storage, keys, jwt, self.clock, alert_hook),
+            state: build_state(
+                settings, storage, keys, jwt, self.clock, alert_hook, webhooks,
+            ),
             worker: Arc::new(worker),
+            webhook_worker: webhook_worker.map(Arc::new),
+            webhook_wake,
             listener,
             metrics_listener,
             background_worker: self.background_worker,
@@ -189,6 +197,11 @@ impl App {
         Arc::clone(&self.worker)
     }
 
+    /// The webhook events' worker, when `WEBHOOK_URL` is set.
+    pub fn webhook_worker(&self) -> Option<Arc<Worker<WebhookLane>>> {
+        self.webhook_worker.clone()
+    }
+
     /// Serves until `shutdown` completes, then lets the sends in flight end.
     /// A worker that stops on its own (a panic) stops the app too: an API that
     /// queues mail nobody sends is worse than one that is down.
@@ -197,13 +210,20 @@ impl App {
         let state = self.state;
         let pruner = tokio::spawn(prune_forever(state.clone(), stop_rx.clone()));
         let wake = Arc::clone(&state.outbox_wake);
-        let mut worker = (self.background_worker)
-            .then(|| tokio::spawn(Arc::clone(&self.worker).run(wake, stop_rx)));
+        let background = self.background_worker;
+        let mut worker =
+            background.then(|| tokio::spawn(Arc::clone(&self.worker).run(wake, stop_rx.clone())));
+        // Webhook events have a worker of their own: a slow receiver holds up no mail.
+        let (hooks, hooks_wake) = (self.webhook_worker, self.webhook_wake);
+        let mut webhook_worker = hooks
+            .filter(|_| background)
+            .map(|w| tokio::spawn(w.run(hooks_wake, stop_rx)));
         let mut ended_early = None;
         let stop = async {
             tokio::select! {
                 () = shutdown => {}
                 ended = join_worker(&mut worker) => ended_early = Some(ended),
+                ended = join_worker(&mut webhook_worker) => ended_early = Some(ended),
             }
         };
         let metrics = self.metrics_listener.map(|listener| http_server::Listener {
@@ -219,13 +239,12 @@ impl App {
         tracing::info!("stopped taking requests; finishing the sends in flight");
         let _ = stop_tx.send(true);
         pruner.abort();
-        match (ended_early, worker) {
-            (Some(ended), _) => {
-                ended.context("mail worker panicked")?;
-                anyhow::bail!("the mail worker stopped before shutdown")
-            }
-            (None, Some(worker)) => worker.await.context("mail worker panicked")?,
-            (None, None) => {}
+        if let Some(ended) = ended_early {
+            ended.context("an outbox worker panicked")?;
+            anyhow::bail!("an outbox worker stopped before shutdown")
+        }
+        for running in [worker, webhook_worker].into_iter().flatten() {
+            running.await.context("an outbox worker panicked")?;
         }
         tracing::info!("stopped");
         Ok(())
@@ -237,54 +256,6 @@ async fn join_worker(worker: &mut Option<JoinHandle<()>>) -> Result<(), JoinErro
     match worker {
         Some(handle) => handle.await,
         None => std::future::pending().await,
-    }
-}
-
-fn build_state(
-    settings: Arc<Settings>,
-    storage: Storage,
-    keys: Keys,
-    jwt: Jwt,
-    clock: Clock,
-    alert_hook: Option<Arc<AlertHook>>,
-) -> AppState {
-    let domain = message_domain(&settings);
-    let codes = Codes::new(
-        storage.clone(),
-        keys.clone(),
-        clock.clone(),
-        settings.codes.clone(),
-        &settings.limits,
-        &settings.challenge,
-        domain.clone(),
-    )
-    .with_alerts(alert_hook);
-    let challenges = Challenges::new(
-        storage.clone(),
-        keys.clone(),
-        clock.clone(),
-        settings.challenge.bits,
-    );
-    let csrf = Arc::new(CsrfKey::derive(&keys));
-    let accounts = Accounts::new(
-        storage.clone(),
-        keys,
-        clock.clone(),
-        codes.clone(),
-        &settings.passwords,
-        settings.session_ttl_secs,
-        domain,
-    );
-    AppState {
-        settings,
-        storage,
-        codes,
-        challenges,
-        accounts,
-        jwt,
-        clock,
-        outbox_wake: Arc::new(Notify::new()),
-        csrf,
     }
 }
 
@@ -320,42 +291,6 @@ async fn prune_forever(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
-}
-
-fn build_worker(
-    settings: &Settings,
-    storage: Storage,
-    clock: &Clock,
-    templates: Templates,
-    alert_hook: Option<Arc<AlertHook>>,
-) -> anyhow::Result<Worker> {
-    let smtp = settings.smtp.as_ref().filter(|_| !settings.dev_mailbox());
-    let (sink, concurrency, lease_secs) = match smtp {
-        Some(smtp) => {
-            let sender = SmtpSender::new(smtp).context("cannot set up the SMTP transport")?;
-            // The lease outlives the longest possible send, so a live worker never
-            // loses its claim to another mid-send.
-            let lease = (send_deadline(smtp.timeout) + LEASE_SPARE).as_secs() as i64;
-            (Sink::Smtp(Box::new(sender)), smtp.pool_size as usize, lease)
-        }
-        None => (Sink::DevMailbox, 4, 30),
-    };
-    Ok(Worker {
-        storage: storage.clone(),
-        clock: clock.clone(),
-        sink,
-        templates: Arc::new(templates),
-        retry: RetryPolicy {
-            base_secs: settings.retry_base_secs,
-            max_secs: settings.retry_max_secs,
-        },
-        concurrency,
-        lease_secs,
-        code_ttl_secs: settings.codes.ttl_secs,
-        public_url: settings.public_url.clone(),
-        lang: settings.mail_lang,
-        alerts: alert_hook.map(|hook| Alerts::new(&settings.alert, hook, storage, clock.clone())),
-    })
 }
 
 /// The start-up lines, in the CLI's language: where it listens (the address
@@ -399,3 +334,4 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests;
+mod wiring;

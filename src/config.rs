@@ -19,6 +19,7 @@ mod smtp;
 mod source;
 #[cfg(test)]
 mod tests;
+mod webhook;
 
 pub use browsers::BrowserSettings;
 pub use database::DatabaseUrl;
@@ -28,6 +29,7 @@ pub use error::{ConfigError, Problem};
 pub use names::SETTINGS;
 pub use smtp::{Provider, Security, SmtpSettings};
 pub use source::Source;
+pub use webhook::{WebhookSecret, WebhookSettings, WebhookUrl};
 
 #[derive(Debug, Clone)]
 pub struct CodePolicy {
@@ -166,6 +168,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `CORS_ORIGINS`, `RETURN_TO_ORIGINS`.
     pub browsers: BrowserSettings,
+    /// User events (`WEBHOOK_URL` with `WEBHOOK_SECRET`), when set.
+    pub webhook: Option<WebhookSettings>,
 }
 
 impl Settings {
@@ -182,6 +186,7 @@ impl Settings {
         let smtp = smtp::smtp_settings(src)?;
         let mut warnings = names::unknown_in_environment(src.vars.keys());
         let dev_mailbox = dev::dev_mailbox(src, smtp.is_some(), bind, &public_url, &mut warnings)?;
+        let webhook = webhook::webhook_settings(src, &mut warnings)?;
         Ok(Self {
             smtp,
             dev_mailbox,
@@ -210,6 +215,7 @@ impl Settings {
             http: http_settings(src)?,
             browsers: BrowserSettings::from_source(src, &public_url)?,
             public_url,
+            webhook,
         })
     }
 

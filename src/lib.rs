@@ -25,3 +25,4 @@ pub mod pages;
 pub mod routes;
 pub mod state;
 pub mod storage;
+pub mod webhooks;

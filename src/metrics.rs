@@ -19,6 +19,8 @@ pub const OUTBOX_QUEUED: &str = "authmail_outbox_queued";
 pub const CODES_ISSUED: &str = "authmail_codes_issued_total";
 pub const HTTP_REQUESTS: &str = "authmail_http_requests_total";
 pub const SEND_SECONDS: &str = "authmail_mail_send_seconds";
+pub const WEBHOOK_TRIES: &str = "authmail_webhook_tries_total";
+pub const WEBHOOKS_QUEUED: &str = "authmail_webhooks_queued";
 
 const CLASSES: [FailureClass; 5] = [
     FailureClass::Auth,
@@ -56,7 +58,15 @@ pub fn install() {
             metrics::Unit::Seconds,
             "Time of one delivery try"
         );
+        metrics::describe_counter!(
+            WEBHOOK_TRIES,
+            "Webhook delivery tries, by outcome (sent: a 2xx answer; failed: anything else)"
+        );
+        metrics::describe_gauge!(WEBHOOKS_QUEUED, "Webhook events waiting in the outbox");
         metrics::counter!(MAIL_SENT).absolute(0);
+        for outcome in ["sent", "failed"] {
+            metrics::counter!(WEBHOOK_TRIES, "outcome" => outcome).absolute(0);
+        }
         metrics::counter!(CODES_ISSUED).absolute(0);
         for class in CLASSES {
             metrics::counter!(MAIL_FAILED, "class" => class.as_str()).absolute(0);
@@ -65,10 +75,12 @@ pub fn install() {
     });
 }
 
-/// The Prometheus text, with the queue gauge set to `queued` first.
-pub fn render(queued: i64) -> Option<String> {
+/// The Prometheus text, with the queue gauges set first: mail waiting
+/// (`queued`) and webhook events waiting.
+pub fn render(queued: i64, webhooks_queued: i64) -> Option<String> {
     let handle = HANDLE.get()?.as_ref()?;
     metrics::gauge!(OUTBOX_QUEUED).set(queued as f64);
+    metrics::gauge!(WEBHOOKS_QUEUED).set(webhooks_queued as f64);
     Some(handle.render())
 }
 
@@ -80,6 +92,11 @@ pub fn mail_sent(latency: Duration) {
 pub fn mail_failed(class: FailureClass, latency: Duration) {
     metrics::counter!(MAIL_FAILED, "class" => class.as_str()).increment(1);
     metrics::histogram!(SEND_SECONDS, "outcome" => "failed").record(latency.as_secs_f64());
+}
+
+/// One webhook try ended: `sent` (2xx) or `failed` (retried or final).
+pub fn webhook_tried(outcome: &'static str) {
+    metrics::counter!(WEBHOOK_TRIES, "outcome" => outcome).increment(1);
 }
 
 pub fn code_issued() {

@@ -186,20 +186,30 @@ async fn list_outbox(
 }
 
 /// Columns aligned on the widest cell; the last error, often long, goes last.
+/// The purpose tells a webhook event (to a URL) from mail.
 fn outbox_table(entries: &[crate::storage::OutboxEntry]) -> String {
-    let rows: Vec<[String; 5]> = entries
+    let rows: Vec<[String; 6]> = entries
         .iter()
         .map(|e| {
             [
                 e.id.to_string(),
                 e.status.clone(),
                 e.attempts.to_string(),
+                e.kind.clone(),
                 e.recipient.clone(),
                 e.last_error.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    let header = ["ID", "STATUS", "ATTEMPTS", "RECIPIENT", "LAST ERROR"].map(String::from);
+    let header = [
+        "ID",
+        "STATUS",
+        "ATTEMPTS",
+        "PURPOSE",
+        "RECIPIENT",
+        "LAST ERROR",
+    ]
+    .map(String::from);
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {

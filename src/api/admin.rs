@@ -56,7 +56,7 @@ enum OutboxStatus {
     Queued,
     /// Claimed by a worker that is trying it now.
     Sending,
-    /// The SMTP server accepted it.
+    /// The SMTP server accepted it (a webhook event: the receiver answered 2xx).
     Sent,
     /// Given up: a permanent failure, or retries ran out.
     Failed,
@@ -78,19 +78,23 @@ struct OutboxQuery {
 pub struct OutboxMessage {
     #[schema(example = "1207")]
     pub id: String,
-    /// The recipient.
+    /// The recipient; for a `webhook` event, the URL it is for (`WEBHOOK_URL`
+    /// when the event was queued, any password in it masked).
     #[schema(example = "me@example.com")]
     pub to: String,
     /// What the mail is: a code for `register`, `reset_password` or `login`; a
     /// notice without a code (`account_exists`, `no_account`,
-    /// `password_changed`); or `test` (`authmail send-test`).
+    /// `password_changed`); or `test` (`authmail send-test`). `webhook`: a
+    /// user event for `WEBHOOK_URL`, not a mail.
     #[schema(example = "register")]
     pub purpose: String,
     #[schema(value_type = OutboxStatus)]
     pub status: String,
     /// Delivery tries so far.
     pub attempts: i64,
-    /// The latest failed try's reply, then its diagnosis; null when no try failed.
+    /// The latest failed try's reply, then its diagnosis (a webhook event: the
+    /// receiver's status and the start of its answer, or why there was none);
+    /// null when no try failed.
     pub last_error: Option<String>,
     #[schema(format = DateTime, example = "2026-12-01T08:00:00Z")]
     pub created_at: String,
@@ -104,7 +108,8 @@ pub struct OutboxList {
     pub messages: Vec<OutboxMessage>,
 }
 
-/// Sends that ended in the last `window_secs`, and messages waiting now.
+/// Sends that ended in the last `window_secs`, and messages waiting now
+/// (mail only: webhook events are not counted).
 #[derive(Serialize, ToSchema)]
 pub struct Stats {
     /// Messages sent in the window (dev-mailbox mail never counts).

@@ -88,8 +88,9 @@ async fn metrics(
 
 async fn render_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let since = state.clock.now() - state.settings.alert.window_secs;
-    let queued = state.storage.outbox_stats(since).await?.queued;
-    let body = crate::metrics::render(queued).ok_or(ApiError::NotFound)?;
+    let stats = state.storage.outbox_stats(since).await?;
+    let body =
+        crate::metrics::render(stats.queued, stats.webhooks_queued).ok_or(ApiError::NotFound)?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -60,6 +60,8 @@ pub const SETTINGS: &[&str] = &[
     "SMTP_USER",
     "TEMPLATES_DIR",
     "TRUSTED_PROXIES",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_URL",
 ];
 
 /// Prefixes that only authmail's settings use. In the environment (shared
@@ -83,6 +85,7 @@ const PREFIXES: &[&str] = &[
     "RETURN_TO_",
     "SMTP_",
     "TRUSTED_",
+    "WEBHOOK_",
 ];
 
 /// Names other programs read from the same environment.

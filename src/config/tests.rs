@@ -316,6 +316,50 @@ fn trusted_proxies_parse_cidrs_and_plain_addresses() {
 }
 
 #[test]
+fn a_webhook_url_needs_a_secret_and_neither_is_ever_repeated_in_an_error() {
+    const SECRET: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    assert!(settings(&[]).unwrap().webhook.is_none());
+    let err = settings(&[("WEBHOOK_URL", "https://hooks.example.com/in")]).unwrap_err();
+    assert_eq!(err.name, "WEBHOOK_SECRET");
+    let malformed = "whsec_c2hvcnQ="; // 5 bytes
+    let err = settings(&[("WEBHOOK_SECRET", malformed)]).unwrap_err();
+    assert_eq!(err.name, "WEBHOOK_SECRET", "checked even without a URL");
+    for lang in [Lang::En, Lang::ZhCn] {
+        assert!(
+            !err.render(lang).contains("c2hvcnQ"),
+            "{}",
+            err.render(lang)
+        );
+    }
+    let s = settings(&[
+        ("WEBHOOK_URL", "https://u:hunter2@hooks.example.com/in"),
+        ("WEBHOOK_SECRET", SECRET),
+    ])
+    .unwrap();
+    let hook = s.webhook.as_ref().unwrap();
+    assert_eq!(hook.secret.key(), (0..32).collect::<Vec<u8>>());
+    assert!(s.warnings.is_empty(), "https is not warned about");
+    let shown = format!("{s:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("AAECAw"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn plain_http_to_another_machine_is_a_warning() {
+    let secret = (
+        "WEBHOOK_SECRET",
+        "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    );
+    let s = settings(&[("WEBHOOK_URL", "http://10.1.2.3:8000/hooks"), secret]).unwrap();
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert_eq!(s.warnings[0].name, "WEBHOOK_URL");
+    let s = settings(&[("WEBHOOK_URL", "http://127.0.0.1:8000/hooks"), secret]).unwrap();
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
 fn jwt_lifetime_is_bounded_and_the_audience_optional() {
     let s = settings(&[]).unwrap();
     assert_eq!((s.jwt.ttl_secs, s.jwt.audience), (600, None));

@@ -1,8 +1,12 @@
-//! The outbox worker: the only consumer of the outbox. It claims due messages
-//! with a lease, sends each (or drops it in the dev mailbox), and records how
-//! it went: sent, retry later with backoff, or failed with the reply kept.
+//! The outbox workers: the only consumers of the outbox. A worker claims the
+//! due rows of its lane with a lease, tries each, and records how it went:
+//! sent, retry later with backoff, or failed with the reply kept. Mail
+//! (`mail.rs`: SMTP or the dev mailbox) and webhook events (`webhook.rs`:
+//! HTTP) each have a worker of their own, with their own claims and
+//! concurrency, so a slow webhook receiver never holds up a code mail.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,17 +14,46 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
+mod mail;
 mod tries;
+mod webhook;
 
+pub use mail::{MailLane, Sink};
 pub use tries::RetryPolicy;
+pub use webhook::{WebhookLane, CONCURRENCY as WEBHOOK_CONCURRENCY};
 
-use super::alert::Alerts;
-use super::templates::{MailContext, RenderedMail, Templates};
-use super::transport::{Delivery, SmtpSender};
+use super::transport::Delivery;
 use crate::clock::Clock;
-use crate::domain::Lang;
-use crate::storage::{self, DevMail, Finished, MailKind, OutboxMessage, Storage};
-use tries::record_try;
+use crate::storage::{self, Channel, Claimed, Finished, Storage};
+
+/// What one worker delivers, and how: its channel's rows, claimed, tried
+/// and followed up in its own way.
+pub trait Lane: Send + Sync + 'static {
+    type Message: Claimed + Send + Sync + 'static;
+    const CHANNEL: Channel;
+
+    fn claim(
+        &self,
+        storage: &Storage,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> impl Future<Output = storage::Result<Vec<Self::Message>>> + Send;
+
+    /// One try; `None` when the lane recorded the outcome itself (the dev mailbox).
+    fn try_once(&self, msg: &Self::Message) -> impl Future<Output = Option<Delivery>> + Send;
+
+    /// After a batch of outcomes was recorded; `ended` when one is final.
+    fn recorded(&self, ended: bool) -> impl Future<Output = ()> + Send {
+        let _ = ended;
+        async {}
+    }
+
+    /// The worker has stopped: close what the lane keeps open.
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
 
 /// Messages claimed per connection at a time: a claim is one database round
 /// trip per several messages rather than one per message.
@@ -55,36 +88,24 @@ pub enum Outcome {
 }
 
 /// A message this worker holds the lease of, and when it took it.
-struct Claimed {
+struct Held<M> {
     at: Instant,
-    msg: OutboxMessage,
+    msg: M,
 }
 
-/// Where mail goes.
-pub enum Sink {
-    Smtp(Box<SmtpSender>),
-    DevMailbox,
-}
-
-pub struct Worker {
+/// One lane's worker; `Worker` alone is the mail worker.
+pub struct Worker<L: Lane = MailLane> {
     pub storage: Storage,
     pub clock: Clock,
-    pub sink: Sink,
-    pub templates: Arc<Templates>,
     pub retry: RetryPolicy,
-    /// Most messages in flight at once (`SMTP_POOL_SIZE`).
+    /// Most messages in flight at once (`SMTP_POOL_SIZE` for mail).
     pub concurrency: usize,
     /// How long a claim holds before another worker may take the message.
     pub lease_secs: i64,
-    pub code_ttl_secs: i64,
-    pub public_url: String,
-    /// Language of the diagnoses in `last_error` and the log (`MAIL_LANG`).
-    pub lang: Lang,
-    /// The failure-rate webhook, when `ALERT_WEBHOOK_URL` is set.
-    pub alerts: Option<Alerts>,
+    pub lane: L,
 }
 
-impl Worker {
+impl<L: Lane> Worker<L> {
     /// One step: claims the due messages (a batch), delivers them with up to
     /// `concurrency` sends at once, and records how each went. Tests call it
     /// to drain the queue deterministically; `run` is the same step kept
@@ -130,9 +151,7 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, "the outcome recorder was cancelled"),
             },
         }
-        if let Sink::Smtp(sender) = &self.sink {
-            sender.shutdown().await;
-        }
+        self.lane.shutdown().await;
     }
 
     /// The step in a loop: claims ahead of the free connections (one
@@ -191,7 +210,7 @@ impl Worker {
 
     /// Until the next message is due (at least 50 ms, at most 2 s).
     async fn until_next_due(&self) -> Duration {
-        match self.storage.next_due_at().await {
+        match self.storage.next_due_at(L::CHANNEL).await {
             Ok(Some(due)) => {
                 let wait = (due - self.clock.now()).clamp(0, 2);
                 Duration::from_secs(wait as u64).max(Duration::from_millis(50))
@@ -204,14 +223,15 @@ impl Worker {
         self.concurrency * CLAIM_AHEAD
     }
 
-    async fn claim(&self, limit: usize) -> storage::Result<VecDeque<Claimed>> {
+    async fn claim(&self, limit: usize) -> storage::Result<VecDeque<Held<L::Message>>> {
         let now = self.clock.now();
+        let lease_until = now + self.lease_secs;
         let batch = self
-            .storage
-            .claim_due_messages(now, now + self.lease_secs, limit as i64)
+            .lane
+            .claim(&self.storage, now, lease_until, limit as i64)
             .await?;
         let at = Instant::now();
-        Ok(batch.into_iter().map(|msg| Claimed { at, msg }).collect())
+        Ok(batch.into_iter().map(|msg| Held { at, msg }).collect())
     }
 
     /// Starts sends from `ready` while fewer than `concurrency` are in
@@ -220,11 +240,11 @@ impl Worker {
     fn start_sends(
         self: &Arc<Self>,
         inflight: &mut JoinSet<()>,
-        ready: &mut VecDeque<Claimed>,
+        ready: &mut VecDeque<Held<L::Message>>,
         done: &mpsc::UnboundedSender<Finished>,
     ) {
         while inflight.len() < self.concurrency {
-            let Some(Claimed { at, msg }) = ready.pop_front() else {
+            let Some(Held { at, msg }) = ready.pop_front() else {
                 return;
             };
             if at.elapsed() > LEASE_SPARE {
@@ -275,94 +295,32 @@ impl Worker {
     async fn record(&self, finished: Vec<Finished>) -> storage::Result<()> {
         let ended = finished.iter().any(|f| f.ends());
         self.storage.record_outcomes(finished).await?;
-        if let (true, Some(alerts)) = (ended, &self.alerts) {
-            alerts.send_ended().await;
-        }
+        self.lane.recorded(ended).await;
         Ok(())
     }
 
     /// Takes one claimed message to its next state; what to record, unless
-    /// it went to the dev mailbox (recorded there).
-    async fn deliver(&self, msg: OutboxMessage) -> Option<Finished> {
+    /// the lane recorded it itself.
+    async fn deliver(&self, msg: L::Message) -> Option<Finished> {
         let now = self.clock.now();
-        if now >= msg.expires_at {
+        if now >= msg.expires_at() {
             let reason = msg
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "not delivered before it expired".into());
+                .last_error()
+                .map_or_else(|| "not delivered before it expired".into(), str::to_string);
             return Some(self.finish(&msg, Delivery::Permanent(reason), now));
         }
-        let rendered = match self.render(&msg) {
-            Ok(r) => r,
-            Err(e) => return Some(self.finish(&msg, Delivery::Permanent(e), now)),
-        };
-        let Sink::Smtp(sender) = &self.sink else {
-            self.to_dev_mailbox(&msg, rendered).await;
-            return None;
-        };
-        let started = Instant::now();
-        let outcome = sender
-            .send(&msg.message_id, msg.to.as_str(), &rendered)
-            .await;
-        let outcome = record_try(
-            &msg,
-            outcome,
-            sender.context(),
-            self.lang,
-            started.elapsed(),
-        );
+        let outcome = self.lane.try_once(&msg).await?;
         Some(self.finish(&msg, outcome, self.clock.now()))
     }
 
-    fn render(&self, msg: &OutboxMessage) -> Result<RenderedMail, String> {
-        let (template, purpose) = match msg.kind {
-            MailKind::Code(p) => ("code", p.as_str()),
-            MailKind::AccountExists => ("account_exists", ""),
-            MailKind::NoAccount => ("no_account", ""),
-            MailKind::PasswordChanged => ("password_changed", ""),
-            MailKind::Test => ("test", ""),
-        };
-        let ctx = MailContext {
-            purpose,
-            code: msg.payload.as_deref(),
-            minutes: (self.code_ttl_secs + 59) / 60,
-            email: msg.to.as_str(),
-            public_url: &self.public_url,
-        };
-        self.templates.render(template, msg.lang, &ctx)
-    }
-
-    async fn to_dev_mailbox(&self, msg: &OutboxMessage, rendered: RenderedMail) {
-        if let Some(code) = &msg.payload {
-            // Dev mode only: there is no real mailbox, so the log is one.
-            tracing::info!(to = %msg.to, kind = msg.kind.as_str(), code = %code, "dev mailbox: code");
-        }
-        let carries_code = matches!(msg.kind, MailKind::Code(_));
-        let mail = DevMail {
-            to: msg.to.to_string(),
-            subject: rendered.subject,
-            // Shown in a browser, not sent over SMTP: plain line ends.
-            text: rendered.text.replace("\r\n", "\n"),
-            code: msg.payload.clone().filter(|_| carries_code),
-            created_at: self.clock.now(),
-        };
-        let stored = self
-            .storage
-            .deliver_to_dev_mailbox(msg.id, msg.attempts, mail)
-            .await;
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, id = msg.id, "cannot store in the dev mailbox; will retry after the lease");
-        }
-    }
-
-    fn finish(&self, msg: &OutboxMessage, outcome: Delivery, now: i64) -> Finished {
+    fn finish(&self, msg: &L::Message, outcome: Delivery, now: i64) -> Finished {
         let outcome = match outcome {
             Delivery::Sent(reply) => storage::Outcome::Sent { reply },
             Delivery::Permanent(error) => storage::Outcome::Failed { error },
             Delivery::Transient(error) => {
                 let jitter = rand::thread_rng().gen_range(0.8..=1.2);
-                let next_attempt_at = now + self.retry.delay(msg.attempts, jitter);
-                if next_attempt_at >= msg.expires_at {
+                let next_attempt_at = now + self.retry.delay(msg.attempts(), jitter);
+                if next_attempt_at >= msg.expires_at() {
                     // A code mail stops when its code expires; other mail after a day.
                     let error = format!("{error} (no further tries: the message expires first)");
                     storage::Outcome::Failed { error }
@@ -375,8 +333,8 @@ impl Worker {
             }
         };
         Finished {
-            id: msg.id,
-            attempt: msg.attempts,
+            id: msg.id(),
+            attempt: msg.attempts(),
             outcome,
             at: now,
         }

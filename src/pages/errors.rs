@@ -13,6 +13,8 @@ pub enum Field {
     Email,
     Code,
     Password,
+    /// The digits typed from the picture challenge.
+    Challenge,
     Form,
 }
 
@@ -22,6 +24,7 @@ pub struct Errors {
     pub email: Option<String>,
     pub code: Option<String>,
     pub password: Option<String>,
+    pub challenge: Option<String>,
     pub form: Option<String>,
 }
 
@@ -32,6 +35,7 @@ impl Errors {
             Field::Email => &mut errors.email,
             Field::Code => &mut errors.code,
             Field::Password => &mut errors.password,
+            Field::Challenge => &mut errors.challenge,
             Field::Form => &mut errors.form,
         };
         *slot = Some(text);
@@ -112,5 +116,6 @@ mod tests {
         let e = Errors::at(Field::Code, "x".into());
         assert_eq!(e.code.as_deref(), Some("x"));
         assert!(e.email.is_none() && e.password.is_none() && e.form.is_none());
+        assert!(e.challenge.is_none());
     }
 }

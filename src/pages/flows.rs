@@ -87,6 +87,11 @@ pub struct PageForm {
     /// When step 2's code was sent (unix seconds), so a re-rendered step 2
     /// keeps counting down from where it was. Only ever affects the countdown.
     pub sent_at: String,
+    /// The challenge a send answers (`GET /api/auth/challenge`), with the
+    /// nonce the page's worker found or the digits typed from the picture.
+    pub challenge_id: String,
+    pub challenge_nonce: String,
+    pub challenge_answer: String,
 }
 
 /// The state of a flow page between requests.
@@ -99,13 +104,15 @@ struct View {
     wait: i64,
     notice: Option<String>,
     errors: Errors,
+    /// A send was answered 428: the form shows a picture.
+    challenged: bool,
 }
 
 /// Register: the form
 #[utoipa::path(get, path = "/register", tag = "pages", params(LangQuery, ReturnToQuery),
     responses((status = 200, description = "Step 1: the address.", content_type = "text/html", body = String)))]
 pub async fn register_page(page: Page) -> Response {
-    render(&page, REGISTER, View::default(), StatusCode::OK)
+    render(&page, REGISTER, View::default(), StatusCode::OK).await
 }
 
 /// Register: send a code, or create the account
@@ -133,7 +140,7 @@ pub async fn register_submit(Posted { page, form }: Posted) -> Response {
 #[utoipa::path(get, path = "/forgot-password", tag = "pages", params(LangQuery, ReturnToQuery),
     responses((status = 200, description = "Step 1: the address.", content_type = "text/html", body = String)))]
 pub async fn forgot_page(page: Page) -> Response {
-    render(&page, FORGOT, View::default(), StatusCode::OK)
+    render(&page, FORGOT, View::default(), StatusCode::OK).await
 }
 
 /// Forgot password: send a code, or set the new password
@@ -157,8 +164,8 @@ pub async fn forgot_submit(Posted { page, form }: Posted) -> Response {
     submit(page, FORGOT, form).await
 }
 
-pub fn login_code_page(page: &Page) -> Response {
-    render(page, LOGIN_CODE, View::default(), StatusCode::OK)
+pub async fn login_code_page(page: &Page) -> Response {
+    render(page, LOGIN_CODE, View::default(), StatusCode::OK).await
 }
 
 pub async fn submit(mut page: Page, flow: Flow, form: PageForm) -> Response {
@@ -170,7 +177,7 @@ pub async fn submit(mut page: Page, flow: Flow, form: PageForm) -> Response {
             errors: Errors::at(Field::Form, page.t("err_csrf")),
             ..View::default()
         };
-        return render(&page, flow, view, StatusCode::FORBIDDEN);
+        return render(&page, flow, view, StatusCode::FORBIDDEN).await;
     }
     match form.action.as_str() {
         "send" => send(&page, flow, form).await,
@@ -178,23 +185,25 @@ pub async fn submit(mut page: Page, flow: Flow, form: PageForm) -> Response {
     }
 }
 
+/// As the API's `send-code`: the address, then the challenge, then the code.
+async fn ask_for_code(page: &Page, flow: Flow, form: &PageForm) -> Result<EmailAddress, ApiError> {
+    let email = EmailAddress::parse(form.email.trim())?;
+    let solved = page.redeem(form).await?;
+    let req = SendRequest {
+        email: &email,
+        purpose: flow.purpose,
+        lang: page.lang,
+        client: page.client(),
+        solved,
+    };
+    page.state.codes.request(req).await?;
+    Ok(email)
+}
+
 async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
     let state = &page.state;
     let from_step_2 = !form.sent_at.is_empty();
-    let result = match EmailAddress::parse(form.email.trim()) {
-        Ok(email) => {
-            let req = SendRequest {
-                email: &email,
-                purpose: flow.purpose,
-                lang: page.lang,
-                client: page.client(),
-                solved: false,
-            };
-            state.codes.request(req).await.map(|()| email)
-        }
-        Err(e) => Err(e.into()),
-    };
-    match result {
+    match ask_for_code(page, flow, &form).await {
         Ok(email) => {
             state.outbox_wake.notify_one();
             let policy = state.codes.policy();
@@ -209,15 +218,21 @@ async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
                 wait: policy.resend_cooldown_secs,
                 notice: Some(notice),
                 errors: Errors::default(),
+                challenged: false,
             };
-            render(page, flow, view, StatusCode::OK)
+            render(page, flow, view, StatusCode::OK).await
         }
         Err(e) => {
             let (field, text, status) = page.describe(&e);
-            // Sending has only the address to blame; a lock shows there too.
-            let field = match field {
-                Field::Form => Field::Form,
-                _ => Field::Email,
+            let challenged = matches!(e, ApiError::ChallengeRequired);
+            // Sending has only the address to blame (a lock shows there
+            // too), or the digits typed from the picture.
+            let (field, text) = match field {
+                Field::Form => (Field::Form, text),
+                _ if challenged && form.answered_picture() => {
+                    (Field::Challenge, page.t("err_challenge_wrong"))
+                }
+                _ => (Field::Email, text),
             };
             let wait = match e {
                 ApiError::RateLimited { retry_after } => retry_after as i64,
@@ -230,8 +245,9 @@ async fn send(page: &Page, flow: Flow, form: PageForm) -> Response {
                 wait,
                 notice: None,
                 errors: Errors::at(field, text),
+                challenged,
             };
-            render(page, flow, view, status)
+            render(page, flow, view, status).await
         }
     }
 }
@@ -251,8 +267,9 @@ async fn finish(page: &Page, flow: Flow, form: PageForm) -> Response {
                 wait: (cooldown - since).clamp(0, cooldown),
                 notice: None,
                 errors: Errors::at(field, text),
+                challenged: false,
             };
-            render(page, flow, view, status)
+            render(page, flow, view, status).await
         }
     }
 }
@@ -280,7 +297,8 @@ async fn complete(page: &Page, flow: Flow, form: &PageForm) -> Result<Session, A
     }
 }
 
-fn render(page: &Page, flow: Flow, view: View, status: StatusCode) -> Response {
+async fn render(page: &Page, flow: Flow, view: View, status: StatusCode) -> Response {
+    let picture = page.picture(view.challenged).await;
     let other_address = match flow.mode {
         "code" => "/login?mode=code",
         _ => flow.path,
@@ -299,6 +317,9 @@ fn render(page: &Page, flow: Flow, view: View, status: StatusCode) -> Response {
         wait => view.wait,
         notice => view.notice,
         errors => Value::from_serialize(&view.errors),
+        challenge_worker => page.challenge_worker(),
+        challenged => view.challenged,
+        picture => Value::from_serialize(&picture),
     };
     page.render("flow.html", &page.t(flow.title), extra, status)
 }

@@ -44,7 +44,7 @@ pub async fn page(page: Page, RawQuery(query): RawQuery) -> Response {
     }
     let query = query.as_deref();
     if query_param(query, "mode") == Some("code") {
-        return flows::login_code_page(&page);
+        return flows::login_code_page(&page).await;
     }
     let notice = (query_param(query, "signed_out") == Some("1")).then(|| page.t("signed_out"));
     render(&page, "", notice, Errors::default(), StatusCode::OK)

@@ -5,6 +5,7 @@
 
 mod account;
 mod assets;
+mod challenge;
 pub(crate) mod cookies;
 pub(crate) mod csrf;
 mod errors;
@@ -29,9 +30,12 @@ use crate::domain::{Lang, Origin};
 use crate::routes::Routes;
 use view::Pages;
 
-/// No inline script or style anywhere: only the two files under /static.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// No inline script or style anywhere: only the files under /static. The
+/// challenge's worker is one of them (`worker-src`); its picture comes inline
+/// as a `data:` PNG (`img-src`).
+const CSP: &str = "default-src 'none'; script-src 'self'; worker-src 'self'; style-src 'self'; \
+                   img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+                   frame-ancestors 'none'";
 
 /// The policy of a page whose forms end at `return_to`: browsers hold a
 /// form's redirect to `form-action` too, so that origin joins `'self'` there.
@@ -59,6 +63,7 @@ pub fn router() -> Routes {
         .route("/logout", post(account::logout))
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
+        .route("/static/pow.js", get(assets::worker))
         .route("/static/favicon.svg", get(assets::icon))
         .map(|r| {
             r.layer(middleware::from_fn(security_headers))
@@ -79,6 +84,7 @@ pub fn router() -> Routes {
     account::logout,
     assets::css,
     assets::js,
+    assets::worker,
     assets::icon,
 ))]
 pub struct PagesApi;

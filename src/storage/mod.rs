@@ -17,15 +17,16 @@ mod writes;
 use std::time::Duration;
 
 use crate::domain::EmailAddress;
+use crate::webhooks::Webhooks;
 use exec::Db;
 
 pub use challenges::NewChallenge;
 pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use records::{
-    ChallengeRule, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, DevMail, GuessLimits,
-    LiveSession, MailKind, NewMessage, NewSession, OutboxEntry, OutboxMessage, OutboxStats,
-    PublishedJwtKey, SendLimits, StoredJwtKey, User,
+    ChallengeRule, Channel, Claimed, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome,
+    DevMail, GuessLimits, LiveSession, MailKind, NewMessage, NewSession, NewWebhook, OutboxEntry,
+    OutboxMessage, OutboxStats, PublishedJwtKey, SendLimits, StoredJwtKey, User, WebhookMessage,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -241,16 +242,18 @@ impl Storage {
         .await
     }
 
-    /// `None` when the address is taken.
+    /// `None` when the address is taken. `user.created` is queued for the
+    /// webhook in the same transaction.
     pub async fn create_user(
         &self,
         email: &EmailAddress,
         password_hash: &str,
         now: i64,
+        hooks: &Webhooks,
     ) -> Result<Option<User>> {
-        let (email, hash) = (email.clone(), password_hash.to_string());
+        let (email, hash, hooks) = (email.clone(), password_hash.to_string(), hooks.clone());
         self.write(&[], async move |db| {
-            writes::create_user(db, email.as_str(), &hash, now).await
+            writes::create_user(db, email.as_str(), &hash, now, &hooks).await
         })
         .await
     }
@@ -262,18 +265,21 @@ impl Storage {
         }
     }
 
-    /// Sets the password, ends every session, queues the notice and opens
-    /// `session` in their place, atomically; the new session's id.
+    /// Sets the password, ends every session, queues the notice and
+    /// `user.password_changed`, and opens `session` in their place,
+    /// atomically; the new session's id.
     pub async fn reset_password(
         &self,
         user_id: i64,
         password_hash: &str,
         notice: NewMessage,
         session: NewSession,
+        now: i64,
+        hooks: &Webhooks,
     ) -> Result<i64> {
-        let hash = password_hash.to_string();
+        let (hash, hooks) = (password_hash.to_string(), hooks.clone());
         self.write(&[], async move |db| {
-            writes::reset_password(db, user_id, &hash, &notice, &session).await
+            writes::reset_password(db, user_id, &hash, &notice, &session, now, &hooks).await
         })
         .await
     }
@@ -335,78 +341,6 @@ impl Storage {
             writes::delete_session(db, &token_hash).await
         })
         .await
-    }
-
-    pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
-        self.write(&[], async move |db| {
-            outbox::insert_message(db, &msg, now).await
-        })
-        .await
-    }
-
-    /// Claims up to `limit` due messages (queued and due, or sending with an
-    /// expired lease) until `lease_until`. A message this version cannot
-    /// decode fails in the same transaction and is not returned.
-    pub async fn claim_due_messages(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> Result<Vec<OutboxMessage>> {
-        // How each backend keeps two claimers apart differs.
-        let claim = match self.backend {
-            Backend::Sqlite { .. } => sqlite::CLAIM_DUE,
-            Backend::Postgres(_) => postgres::CLAIM_DUE,
-        };
-        self.write(&[], async move |db| {
-            outbox::claim_due_messages(db, claim, now, lease_until, limit).await
-        })
-        .await
-    }
-
-    /// Records how delivery tries ended, all in one transaction.
-    pub async fn record_outcomes(&self, finished: Vec<Finished>) -> Result<()> {
-        self.write(&[], async move |db| {
-            outbox::record_outcomes(db, &finished).await
-        })
-        .await
-    }
-
-    /// When the next queued message falls due (or a lease runs out).
-    pub async fn next_due_at(&self) -> Result<Option<i64>> {
-        match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlite::next_due_at(pool).await,
-            Backend::Postgres(pool) => postgres::next_due_at(pool).await,
-        }
-    }
-
-    pub async fn list_outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>> {
-        match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlite::list_outbox(pool, status, limit).await,
-            Backend::Postgres(pool) => postgres::list_outbox(pool, status, limit).await,
-        }
-    }
-
-    pub async fn outbox_stats(&self, since: i64) -> Result<OutboxStats> {
-        match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlite::outbox_stats(pool, since).await,
-            Backend::Postgres(pool) => postgres::outbox_stats(pool, since).await,
-        }
-    }
-
-    /// Stores a message in the dev mailbox, for the claim (`attempt`) that holds it.
-    pub async fn deliver_to_dev_mailbox(&self, id: i64, attempt: i64, mail: DevMail) -> Result<()> {
-        self.write(&[], async move |db| {
-            outbox::deliver_to_dev_mailbox(db, id, attempt, &mail).await
-        })
-        .await
-    }
-
-    pub async fn dev_mailbox(&self, limit: i64) -> Result<Vec<DevMail>> {
-        match &self.backend {
-            Backend::Sqlite { pool, .. } => sqlite::dev_mailbox(pool, limit).await,
-            Backend::Postgres(pool) => postgres::dev_mailbox(pool, limit).await,
-        }
     }
 
     /// Deletes what no rule can need any more: old requests, dead codes and

@@ -1,8 +1,9 @@
-//! The outbox's writes, written once over [`Exec`]: queue a message, claim
-//! due ones with a lease (decoding each once, here), and record how each try
-//! ended, fenced by the claim that made it.
+//! The outbox's writes, written once over [`Exec`]: queue a message or a
+//! webhook event, claim due ones of a channel with a lease (decoding each
+//! once, here), and record how each try ended, fenced by the claim that made it.
 
 use super::exec::{args, Arg, Exec};
+use super::records::OutboxRow;
 use super::*;
 
 pub(super) async fn insert_message(db: &mut impl Exec, msg: &NewMessage, now: i64) -> Result<i64> {
@@ -25,21 +26,33 @@ pub(super) async fn insert_message(db: &mut impl Exec, msg: &NewMessage, now: i6
     Ok(id.unwrap_or_default())
 }
 
-/// `claim_sql` is the backend's claim (how it keeps two claimers apart differs).
-pub(super) async fn claim_due_messages(
+/// Queues a webhook event (in the transaction of the change it reports).
+pub(super) async fn insert_webhook(db: &mut impl Exec, hook: &NewWebhook, now: i64) -> Result<()> {
+    db.execute(
+        "INSERT INTO outbox (message_id, recipient, kind, lang, payload, next_attempt_at, expires_at, created_at, channel)
+         VALUES ($1, $2, 'webhook', '', $3, $4, $5, $6, 'webhook')",
+        args![&hook.webhook_id, &hook.target, &hook.body, now, hook.expires_at, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `claim_sql` is the backend's claim (how it keeps two claimers apart
+/// differs); `decode` turns a row into what the channel's worker sends.
+pub(super) async fn claim_due<T>(
     db: &mut impl Exec,
     claim_sql: &'static str,
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-) -> Result<Vec<OutboxMessage>> {
+    channel: Channel,
+    (now, lease_until, limit): (i64, i64, i64),
+    decode: fn(OutboxRow) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
     let rows = db
-        .messages(claim_sql, args![lease_until, now, limit])
+        .messages(claim_sql, args![lease_until, now, channel.as_str(), limit])
         .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let (id, attempt) = (row.id, row.attempts);
-        match row.decode() {
+        match decode(row) {
             Ok(msg) => claimed.push(msg),
             Err(why) => fail_undecodable(db, id, attempt, &why, now).await?,
         }
@@ -99,10 +112,10 @@ pub struct Finished {
 }
 
 impl Finished {
-    pub fn unclaimed(msg: &OutboxMessage, at: i64) -> Self {
+    pub fn unclaimed(msg: &impl Claimed, at: i64) -> Self {
         Self {
-            id: msg.id,
-            attempt: msg.attempts,
+            id: msg.id(),
+            attempt: msg.attempts(),
             outcome: Outcome::Unclaimed,
             at,
         }
@@ -234,3 +247,101 @@ pub(super) async fn deliver_to_dev_mailbox(
 #[cfg(test)]
 #[path = "outbox_tests.rs"]
 mod tests;
+
+/// The outbox as the worker, the admin API and the dev mailbox see it.
+impl Storage {
+    pub async fn enqueue(&self, msg: NewMessage, now: i64) -> Result<i64> {
+        self.write(&[], async move |db| insert_message(db, &msg, now).await)
+            .await
+    }
+
+    /// Claims up to `limit` due mail messages (queued and due, or sending
+    /// with an expired lease) until `lease_until`. A message this version
+    /// cannot decode fails in the same transaction and is not returned.
+    pub async fn claim_due_messages(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>> {
+        self.claim_due(Channel::Mail, (now, lease_until, limit), OutboxRow::decode)
+            .await
+    }
+
+    /// `claim_due_messages` for the webhook events.
+    pub async fn claim_due_webhooks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<WebhookMessage>> {
+        self.claim_due(
+            Channel::Webhook,
+            (now, lease_until, limit),
+            OutboxRow::decode_webhook,
+        )
+        .await
+    }
+
+    async fn claim_due<T: Send + 'static>(
+        &self,
+        channel: Channel,
+        window: (i64, i64, i64),
+        decode: fn(OutboxRow) -> std::result::Result<T, String>,
+    ) -> Result<Vec<T>> {
+        // How each backend keeps two claimers apart differs.
+        let claim = match self.backend {
+            Backend::Sqlite { .. } => sqlite::CLAIM_DUE,
+            Backend::Postgres(_) => postgres::CLAIM_DUE,
+        };
+        self.write(&[], async move |db| {
+            outbox::claim_due(db, claim, channel, window, decode).await
+        })
+        .await
+    }
+
+    /// Records how delivery tries ended, all in one transaction.
+    pub async fn record_outcomes(&self, finished: Vec<Finished>) -> Result<()> {
+        self.write(&[], async move |db| {
+            outbox::record_outcomes(db, &finished).await
+        })
+        .await
+    }
+
+    /// When the channel's next queued row falls due (or a lease runs out).
+    pub async fn next_due_at(&self, channel: Channel) -> Result<Option<i64>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::next_due_at(pool, channel).await,
+            Backend::Postgres(pool) => postgres::next_due_at(pool, channel).await,
+        }
+    }
+
+    pub async fn list_outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::list_outbox(pool, status, limit).await,
+            Backend::Postgres(pool) => postgres::list_outbox(pool, status, limit).await,
+        }
+    }
+
+    pub async fn outbox_stats(&self, since: i64) -> Result<OutboxStats> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::outbox_stats(pool, since).await,
+            Backend::Postgres(pool) => postgres::outbox_stats(pool, since).await,
+        }
+    }
+
+    /// Stores a message in the dev mailbox, for the claim (`attempt`) that holds it.
+    pub async fn deliver_to_dev_mailbox(&self, id: i64, attempt: i64, mail: DevMail) -> Result<()> {
+        self.write(&[], async move |db| {
+            outbox::deliver_to_dev_mailbox(db, id, attempt, &mail).await
+        })
+        .await
+    }
+
+    pub async fn dev_mailbox(&self, limit: i64) -> Result<Vec<DevMail>> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => sqlite::dev_mailbox(pool, limit).await,
+            Backend::Postgres(pool) => postgres::dev_mailbox(pool, limit).await,
+        }
+    }
+}

@@ -16,6 +16,8 @@ fn outbox_db() -> rusqlite::Connection {
         "../../migrations/sqlite/0003_password_guessing.sql"
     ))
     .unwrap();
+    conn.execute_batch(include_str!("../../migrations/sqlite/0005_webhooks.sql"))
+        .unwrap();
     for i in 1..=40 {
         conn.execute(
             "INSERT INTO outbox (message_id, recipient, kind, lang, payload, status, attempts, next_attempt_at, expires_at, created_at)
@@ -95,7 +97,14 @@ fn a_row_this_version_cannot_decode_fails_alone_and_the_rest_are_claimed() {
     .unwrap();
     let claim = |conn: &mut rusqlite::Connection| {
         let mut db = SyncConn(conn);
-        run_now(claim_due_messages(&mut db, sqlite::CLAIM_DUE, 100, 200, 10)).unwrap()
+        run_now(claim_due(
+            &mut db,
+            sqlite::CLAIM_DUE,
+            Channel::Mail,
+            (100, 200, 10),
+            OutboxRow::decode,
+        ))
+        .unwrap()
     };
     let claimed = claim(&mut conn);
     assert_eq!(claimed.len(), 1, "{claimed:?}");

@@ -111,18 +111,18 @@ impl Exec for PgTx {
     }
 }
 
-/// Expired leases first, then the oldest due messages, each half in index
-/// order up to the LIMIT. `SKIP LOCKED`: instances claiming at once take
+/// Expired leases first, then the oldest due messages of one channel ($3),
+/// each half in index order up to the LIMIT. `SKIP LOCKED`: instances claiming at once take
 /// disjoint messages.
 pub(super) const CLAIM_DUE: &str =
     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
      WHERE id IN (SELECT id FROM (
-         SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2
-                         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) AS expired
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2 AND channel = $3
+                         ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED) AS expired
          UNION ALL
-         SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2
-                         ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS due
-     ) AS claimable LIMIT $3)
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 AND channel = $3
+                         ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) AS due
+     ) AS claimable LIMIT $4)
      RETURNING id, message_id, recipient, kind, lang, payload, attempts, expires_at, last_error";
 
 shared_queries!(sqlx::Postgres);

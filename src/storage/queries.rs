@@ -66,12 +66,14 @@ macro_rules! shared_queries {
             .await?)
         }
 
-        pub async fn next_due_at(pool: &sqlx::Pool<$db>) -> Result<Option<i64>> {
+        /// When the channel's next row falls due (or a lease runs out).
+        pub async fn next_due_at(pool: &sqlx::Pool<$db>, channel: Channel) -> Result<Option<i64>> {
             Ok(sqlx::query_scalar(
                 "SELECT MIN(t) FROM (
-                     SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status = 'queued'
-                     UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending') AS due",
+                     SELECT MIN(next_attempt_at) AS t FROM outbox WHERE channel = $1 AND status = 'queued'
+                     UNION ALL SELECT MIN(lease_until) FROM outbox WHERE channel = $1 AND status = 'sending') AS due",
             )
+            .bind(channel.as_str())
             .fetch_one(pool)
             .await?)
         }
@@ -91,11 +93,14 @@ macro_rules! shared_queries {
             .await?)
         }
 
+        /// Mail's numbers (webhook events never count toward the failure
+        /// rate), and the webhook events waiting.
         pub async fn outbox_stats(pool: &sqlx::Pool<$db>, since: i64) -> Result<OutboxStats> {
             Ok(sqlx::query_as(
-                "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at > $1 AND dev = 0) AS sent,
-                        (SELECT COUNT(*) FROM outbox WHERE failed_at > $1) AS failed,
-                        (SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')) AS queued",
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at > $1 AND dev = 0 AND channel = 'mail') AS sent,
+                        (SELECT COUNT(*) FROM outbox WHERE failed_at > $1 AND channel = 'mail') AS failed,
+                        (SELECT COUNT(*) FROM outbox WHERE channel = 'mail' AND status IN ('queued', 'sending')) AS queued,
+                        (SELECT COUNT(*) FROM outbox WHERE channel = 'webhook' AND status IN ('queued', 'sending')) AS webhooks_queued",
             )
             .bind(since)
             .fetch_one(pool)

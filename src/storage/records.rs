@@ -76,6 +76,79 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
 }
 
+/// A user event to put in the outbox for the webhook (built by
+/// [`crate::webhooks::Webhooks::user_event`]).
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    /// The event's `webhook-id`, the same on every try.
+    pub webhook_id: String,
+    /// The URL as shown (any password masked); what the admin API lists as `to`.
+    pub target: String,
+    /// The JSON body, signed anew at each try.
+    pub body: String,
+    /// Tried for 24 hours.
+    pub expires_at: i64,
+}
+
+/// A claimed webhook event, ready to sign and POST.
+#[derive(Debug, Clone)]
+pub struct WebhookMessage {
+    pub id: i64,
+    pub webhook_id: String,
+    pub body: String,
+    /// Tries so far, this one included.
+    pub attempts: i64,
+    pub expires_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// Which worker takes a row: mail and webhook events are claimed apart,
+/// so neither can hold up the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Mail,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// What the worker needs of any claimed row, whatever it carries.
+pub trait Claimed {
+    fn id(&self) -> i64;
+    /// The claim that holds it: outcomes are fenced by it.
+    fn attempts(&self) -> i64;
+    fn expires_at(&self) -> i64;
+    fn last_error(&self) -> Option<&str>;
+}
+
+/// Both claimed kinds keep these under the same names.
+macro_rules! claimed {
+    ($($t:ty),*) => {$(
+        impl Claimed for $t {
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn attempts(&self) -> i64 {
+                self.attempts
+            }
+            fn expires_at(&self) -> i64 {
+                self.expires_at
+            }
+            fn last_error(&self) -> Option<&str> {
+                self.last_error.as_deref()
+            }
+        }
+    )*};
+}
+claimed!(OutboxMessage, WebhookMessage);
+
 /// A claimed outbox row as stored, before it is decoded.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct OutboxRow {
@@ -111,6 +184,19 @@ impl OutboxRow {
             last_error: self.last_error,
         })
     }
+
+    /// The webhook event, or why it cannot be sent (no body: a row written
+    /// by hand, say).
+    pub fn decode_webhook(self) -> Result<WebhookMessage, String> {
+        Ok(WebhookMessage {
+            body: self.payload.ok_or("the event has no body")?,
+            id: self.id,
+            webhook_id: self.message_id,
+            attempts: self.attempts,
+            expires_at: self.expires_at,
+            last_error: self.last_error,
+        })
+    }
 }
 
 /// An outbox row as the admin API and the `outbox` command show it.
@@ -128,9 +214,12 @@ pub struct OutboxEntry {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxStats {
+    /// Mail only: webhook events never count toward the mail numbers.
     pub sent: i64,
     pub failed: i64,
     pub queued: i64,
+    /// Webhook events waiting now.
+    pub webhooks_queued: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -95,18 +95,19 @@ pub async fn migrate(pool: &SqlitePool) -> Result<()> {
     run_migrations(&MIGRATOR, pool).await
 }
 
-/// Expired leases first, then the oldest due messages; each half reads its
+/// Expired leases first, then the oldest due messages, of one channel ($3:
+/// mail or webhook events, claimed by separate workers); each half reads its
 /// own index in order and stops at the LIMIT, however long the queue. The
 /// claim runs inside SQLite's single writer, so no row can be taken twice.
 pub(super) const CLAIM_DUE: &str =
     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $1
      WHERE id IN (SELECT id FROM (
-         SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2
-                         ORDER BY lease_until LIMIT $3)
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'sending' AND lease_until <= $2 AND channel = $3
+                         ORDER BY lease_until LIMIT $4)
          UNION ALL
-         SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2
-                         ORDER BY next_attempt_at, id LIMIT $3)
-     ) LIMIT $3)
+         SELECT id FROM (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 AND channel = $3
+                         ORDER BY next_attempt_at, id LIMIT $4)
+     ) LIMIT $4)
      RETURNING id, message_id, recipient, kind, lang, payload, attempts, expires_at, last_error";
 
 shared_queries!(sqlx::Sqlite);

@@ -5,8 +5,9 @@
 //! thread's batch (one writer at a time, so the reads here see a stable state).
 
 use super::exec::{args, Exec};
-use super::outbox::insert_message;
+use super::outbox::{insert_message, insert_webhook};
 use super::*;
+use crate::webhooks::UserEvent;
 
 /// The address's failure record, if any: its lock's end, 0 when not locked.
 const FAILURES: &str = "SELECT COALESCE(locked_until, 0) FROM failures WHERE email = $1";
@@ -268,6 +269,7 @@ pub(super) async fn create_user(
     email: &str,
     password_hash: &str,
     now: i64,
+    hooks: &Webhooks,
 ) -> Result<Option<User>> {
     let user = db
         .user(
@@ -277,21 +279,45 @@ pub(super) async fn create_user(
             args![email, password_hash, now],
         )
         .await?;
-    if user.is_some() {
+    if let Some(user) = &user {
         // Wrong passwords tried before the account existed lock out nobody.
         super::passwords::clear(db, email).await?;
+        user_event(db, hooks, UserEvent::Created, user.id, email, now).await?;
     }
     Ok(user)
 }
 
-/// The new password, every older session ended, the notice queued and the
-/// new session opened; the new session's id.
+/// Queues the webhook event that reports a change to a user, in the
+/// transaction that makes the change: it commits with the change or not at
+/// all, and the request never waits for the receiver. Every write flow that
+/// creates, deletes or changes the email or password of a user calls it
+/// (changing the address or deleting an account: `UserEvent::EmailChanged`
+/// with the new address, `UserEvent::Deleted` with the last one). Nothing is
+/// queued when webhooks are off.
+pub(super) async fn user_event(
+    db: &mut impl Exec,
+    hooks: &Webhooks,
+    kind: UserEvent,
+    user_id: i64,
+    email: &str,
+    now: i64,
+) -> Result<()> {
+    match hooks.user_event(kind, user_id, email, now) {
+        Some(event) => insert_webhook(db, &event, now).await,
+        None => Ok(()),
+    }
+}
+
+/// The new password, every older session ended, the notice and the event
+/// queued and the new session opened; the new session's id.
 pub(super) async fn reset_password(
     db: &mut impl Exec,
     user_id: i64,
     password_hash: &str,
     notice: &NewMessage,
     session: &NewSession,
+    now: i64,
+    hooks: &Webhooks,
 ) -> Result<i64> {
     db.execute(
         "UPDATE users SET password_hash = $1 WHERE id = $2",
@@ -301,7 +327,9 @@ pub(super) async fn reset_password(
     db.execute("DELETE FROM sessions WHERE user_id = $1", args![user_id])
         .await?;
     super::passwords::clear(db, notice.to.as_str()).await?;
-    insert_message(db, notice, session.created_at).await?;
+    insert_message(db, notice, now).await?;
+    let email = notice.to.as_str();
+    user_event(db, hooks, UserEvent::PasswordChanged, user_id, email, now).await?;
     create_session(db, user_id, session).await
 }
 
@@ -335,7 +363,7 @@ pub(super) async fn delete_session(db: &mut impl Exec, token_hash: &[u8]) -> Res
 /// sessions, and finished mail older than `retention_secs`.
 pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> Result<()> {
     // Requests only matter for the rolling hour and the cooldown (at most a day).
-    let deletes: [(&'static str, i64); 8] = [
+    let deletes: [(&'static str, i64); 9] = [
         ("DELETE FROM code_requests WHERE at < $1", now - 86_400),
         ("DELETE FROM challenges WHERE expires_at < $1", now),
         ("DELETE FROM codes WHERE expires_at < $1", now - 3600),
@@ -350,6 +378,12 @@ pub(super) async fn prune(db: &mut impl Exec, now: i64, retention_secs: i64) -> 
         ),
         (
             "DELETE FROM outbox WHERE status = 'failed' AND failed_at < $1",
+            now - retention_secs,
+        ),
+        // Webhook events left queued since webhooks were turned off: no
+        // worker claims them to fail them once they expire.
+        (
+            "DELETE FROM outbox WHERE channel = 'webhook' AND status = 'queued' AND expires_at < $1",
             now - retention_secs,
         ),
         (

@@ -11,6 +11,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::app::TestApp;
+use crate::support::db::TestDb;
+use crate::support::pictures::{self, SECRET};
 use crate::support::smtp::free_port;
 use crate::support::wait::eventually_blocking;
 
@@ -107,6 +109,10 @@ async fn run_node(app: &TestApp, scenario: &str, env: &[(&str, &str)]) {
         stdout.contains("all checks passed"),
         "browser scenario {scenario} exited 0 without passing its checks:\n{stdout}{stderr}"
     );
+    // What a scenario measured, for the test's output.
+    for line in stdout.lines().filter(|l| l.starts_with("figure: ")) {
+        println!("{line}");
+    }
     eprintln!(
         "browser scenario {scenario}: {:.1} s",
         started.elapsed().as_secs_f64()
@@ -135,6 +141,67 @@ async fn without_javascript() {
         &[("RESEND_COOLDOWN_SECS", "0"), ("RATE_EMAIL_PER_HOUR", "3")],
     )
     .await;
+}
+
+/// `CHALLENGE=always` at the default difficulty, JavaScript on: the pages
+/// solve the proof of work in a Web Worker and the person registers and signs
+/// in by code without seeing a challenge. Prints how long the worker took.
+/// A browser whose worker cannot run gets the picture instead.
+#[tokio::test]
+async fn the_challenge_goes_unnoticed_with_javascript() {
+    run_challenge_scenario("challenge_js").await;
+}
+
+/// `CHALLENGE=always`, JavaScript off: the picture shows, a send without its
+/// digits or with wrong ones is answered 428 in either language, and typing
+/// the digits gets the code, with `return_to` kept throughout.
+#[tokio::test]
+async fn the_challenge_is_a_picture_without_javascript() {
+    run_challenge_scenario("challenge_nojs").await;
+}
+
+/// `scenario` against an app with `CHALLENGE=always` (and the default
+/// difficulty), with a `PictureReader` for its pictures.
+async fn run_challenge_scenario(scenario: &str) {
+    require_tools();
+    let app = start_app(&[("CHALLENGE", "always"), ("SECRET_KEY", SECRET)]).await;
+    let reader = PictureReader::start(&app).await;
+    run_node(&app, scenario, &[("PICTURE_READER", &reader.url)]).await;
+}
+
+/// Reads a picture challenge for the browser scenario as a person reads it
+/// off the screen: `GET /<id>` → its digits (see `support::pictures`).
+struct PictureReader {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PictureReader {
+    async fn start(app: &TestApp) -> PictureReader {
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        let db = std::sync::Arc::new(TestDb::at(&app.db.url()));
+        let read = |State(db): State<std::sync::Arc<TestDb>>, Path(id): Path<String>| async move {
+            pictures::digits(&db, SECRET, &id)
+                .await
+                .ok_or(StatusCode::NOT_FOUND)
+        };
+        let router = axum::Router::new()
+            .route("/{id}", axum::routing::get(read))
+            .with_state(db);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        PictureReader { url, task }
+    }
+}
+
+impl Drop for PictureReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// An application on a second local origin sends the user to authmail's

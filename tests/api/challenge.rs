@@ -36,7 +36,7 @@ fn answer(r: &Reply) -> (u16, &str) {
 }
 
 /// A fresh proof of work, solved: `{"id", "nonce"}`.
-async fn solved(app: &TestApp) -> Value {
+pub async fn solved(app: &TestApp) -> Value {
     let c = app.get("/api/auth/challenge").await;
     assert_eq!(c.status, 200, "{}", c.raw);
     assert_eq!(c.body["algorithm"], "sha256");

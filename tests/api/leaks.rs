@@ -4,33 +4,14 @@
 //! service endpoints) is searched for the SMTP password, the session tokens,
 //! the users' passwords and the codes: 0 occurrences of each.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::app::{bin, smtp_env, TestApp, ADMIN_TOKEN};
+use crate::support::app::{smtp_env, TestApp, ADMIN_TOKEN};
 use crate::support::smtp::{Certs, Mode, SmtpOptions, SmtpServer};
 
 const SMTP_USER: &str = "gate@authmail.test";
 const SMTP_PASSWORD: &str = "Gate-7f3Qx-授权码-Zz91";
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Runs an `authmail` command against the app's settings; stdout and stderr.
-fn cli(app: &TestApp, env: &[(String, String)], args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(app.path())
-        .env_clear()
-        .env("DATABASE_URL", app.db.url())
-        .env("RUST_LOG", "debug")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .expect("run authmail");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[tokio::test]
 async fn no_secret_reaches_any_output() {
@@ -104,15 +85,15 @@ async fn no_secret_reaches_any_output() {
         }
         seen.push_str(&r.raw);
     }
-    let outbox_json = cli(&app, &env, &["outbox", "--json"]);
+    let outbox_json = app.cli(&env, &["outbox", "--json"]);
     assert!(
         outbox_json.contains(user),
         "outbox --json lists the mail: {outbox_json}"
     );
     seen.push_str(&outbox_json);
-    seen.push_str(&cli(&app, &env, &["outbox"]));
-    seen.push_str(&cli(&app, &env, &["doctor", "--lang", "en"]));
-    seen.push_str(&cli(&app, &env, &["send-test", "--to", "ops@example.com"]));
+    seen.push_str(&app.cli(&env, &["outbox"]));
+    seen.push_str(&app.cli(&env, &["doctor", "--lang", "en"]));
+    seen.push_str(&app.cli(&env, &["send-test", "--to", "ops@example.com"]));
     assert!(app.terminate().success());
     let logs = app.logs();
     assert!(

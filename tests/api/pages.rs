@@ -246,7 +246,7 @@ async fn nth_mail(app: &TestApp, to: &str, n: usize) -> serde_json::Value {
 }
 
 /// The text of the error shown under field `id`.
-fn field_error<'a>(page: &'a Page, id: &str) -> &'a str {
+pub fn field_error<'a>(page: &'a Page, id: &str) -> &'a str {
     let marker = format!("id=\"{id}-error\">");
     let start = page
         .body

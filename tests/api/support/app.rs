@@ -133,6 +133,25 @@ impl TestApp {
         self.run().await;
     }
 
+    /// Runs an `authmail` command (`outbox`, `doctor`, …) on the app's
+    /// database with `env`, at debug level; stdout and stderr.
+    pub fn cli(&self, env: &[(String, String)], args: &[&str]) -> String {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("DATABASE_URL", self.db.url())
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run authmail");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
     /// The app's working directory (the binary's current directory).
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -163,6 +182,12 @@ impl TestApp {
     pub async fn deliver_due(&self) -> Outcome {
         let worker = self.in_process().worker();
         worker.deliver_due().await.expect("a worker step")
+    }
+
+    /// One step of the webhook worker (with `.stepped_worker()`, the only one).
+    pub async fn deliver_webhooks(&self) -> Outcome {
+        let worker = self.in_process().webhook_worker();
+        worker.deliver_due().await.expect("a webhook worker step")
     }
 
     /// SIGKILL: no chance to finish anything.

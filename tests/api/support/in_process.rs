@@ -14,7 +14,7 @@ use std::time::Duration;
 use authmail::app::App;
 use authmail::clock::Clock;
 use authmail::config::{Settings, Source};
-use authmail::mail::outbox::Worker;
+use authmail::mail::outbox::{WebhookLane, Worker};
 use tokio::sync::oneshot;
 
 /// How long a stopped app may take to finish the sends in flight.
@@ -37,6 +37,7 @@ struct Running {
     stopped: mpsc::Receiver<()>,
     thread: std::thread::JoinHandle<()>,
     worker: Arc<Worker>,
+    webhook_worker: Option<Arc<Worker<WebhookLane>>>,
 }
 
 impl InProcess {
@@ -92,15 +93,15 @@ impl InProcess {
                     Ok(app) => app,
                     Err(e) => return drop(built_tx.send(Err(format!("{e:#}")))),
                 };
-                let _ = built_tx.send(Ok(app.worker()));
+                let _ = built_tx.send(Ok((app.worker(), app.webhook_worker())));
                 let ended = app.run_until(async { drop(stop_rx.await) }).await;
                 ended.expect("the in-process app failed");
             });
             runtime.shutdown_timeout(Duration::from_secs(5));
             let _ = stopped_tx.send(());
         });
-        let worker = match built_rx.await {
-            Ok(Ok(worker)) => worker,
+        let (worker, webhook_worker) = match built_rx.await {
+            Ok(Ok(workers)) => workers,
             Ok(Err(e)) => panic!("the in-process app did not build: {e}"),
             Err(_) => panic!("the in-process app's thread ended before it was built"),
         };
@@ -109,6 +110,7 @@ impl InProcess {
             stopped,
             thread,
             worker,
+            webhook_worker,
         });
         bound
     }
@@ -116,6 +118,13 @@ impl InProcess {
     /// The running app's outbox worker.
     pub fn worker(&self) -> Arc<Worker> {
         Arc::clone(&self.running.as_ref().expect("running").worker)
+    }
+
+    /// The running app's webhook worker (`WEBHOOK_URL` set).
+    pub fn webhook_worker(&self) -> Arc<Worker<WebhookLane>> {
+        let running = self.running.as_ref().expect("running");
+        let worker = running.webhook_worker.as_ref();
+        Arc::clone(worker.expect("start the app with WEBHOOK_URL to step its webhook worker"))
     }
 
     /// Shuts the app down as SIGTERM would (the sends in flight end) and
