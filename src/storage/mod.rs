@@ -10,6 +10,7 @@ mod passwords;
 mod postgres;
 mod queries;
 mod records;
+mod sessions;
 mod sqlite;
 mod writer;
 mod writes;
@@ -287,7 +288,7 @@ impl Storage {
     /// The new session's id.
     pub async fn create_session(&self, user_id: i64, session: NewSession) -> Result<i64> {
         self.write(&[], async move |db| {
-            writes::create_session(db, user_id, &session).await
+            sessions::create(db, user_id, &session).await
         })
         .await
     }
@@ -337,10 +338,8 @@ impl Storage {
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<bool> {
         let token_hash = token_hash.to_vec();
-        self.write(&[], async move |db| {
-            writes::delete_session(db, &token_hash).await
-        })
-        .await
+        self.write(&[], async move |db| sessions::delete(db, &token_hash).await)
+            .await
     }
 
     /// Deletes what no rule can need any more: old requests, dead codes and

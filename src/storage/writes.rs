@@ -225,7 +225,7 @@ pub(super) async fn login_with_code(
     let Some(user) = user else {
         return Ok((check, None));
     };
-    let session_id = create_session(db, user.id, session).await?;
+    let session_id = super::sessions::create(db, user.id, session).await?;
     super::passwords::clear(db, guess.email.as_str()).await?;
     Ok((check, Some(LiveSession { session_id, user })))
 }
@@ -330,33 +330,7 @@ pub(super) async fn reset_password(
     insert_message(db, notice, now).await?;
     let email = notice.to.as_str();
     user_event(db, hooks, UserEvent::PasswordChanged, user_id, email, now).await?;
-    create_session(db, user_id, session).await
-}
-
-/// The new session's id.
-pub(super) async fn create_session(
-    db: &mut impl Exec,
-    user_id: i64,
-    session: &NewSession,
-) -> Result<i64> {
-    let id = db
-        .int(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)
-             RETURNING id",
-            args![&session.token_hash[..], user_id, session.created_at, session.expires_at],
-        )
-        .await?;
-    id.ok_or_else(|| StorageError::Other("a new session has no id".into()))
-}
-
-pub(super) async fn delete_session(db: &mut impl Exec, token_hash: &[u8]) -> Result<bool> {
-    let deleted = db
-        .execute(
-            "DELETE FROM sessions WHERE token_hash = $1",
-            args![token_hash],
-        )
-        .await?;
-    Ok(deleted > 0)
+    super::sessions::create(db, user_id, session).await
 }
 
 /// Deletes what no rule can need any more: old requests, dead codes and

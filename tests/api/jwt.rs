@@ -1,73 +1,18 @@
 //! JWTs an app verifies on its own: every token is checked by an independent
 //! implementation (PyJWT with `cryptography`) against the JWKS the app
-//! serves, across a key rotation and on a second instance; and the ways in
-//! that must stay shut (no session, an ended one, a forged cookie).
+//! serves, across a key rotation and on a second instance. The ways in that
+//! must stay shut are in `sessions.rs`.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::api::{Reply, SESSION_TTL_SECS};
+use crate::support::api::{SESSION_TTL_SECS, SIGNED_IN_PASSWORD};
 use crate::support::app::{bin, TestApp};
 use crate::support::db::TestDb;
-use crate::support::wait::{eventually, output_within};
-
-const PASSWORD: &str = "a good password";
-
-/// PyJWT: the signing key picked from the JWKS at `jwks_url` by the token's
-/// `kid`, the signature, `iss`, `aud` (when given; a token with an `aud`
-/// and none expected fails), `exp` and `iat` all checked, `alg` only EdDSA.
-const VERIFY: &str = r#"
-import json, sys, jwt
-url, token, issuer, audience = sys.argv[1:5]
-try:
-    key = jwt.PyJWKClient(url, cache_jwk_set=False).get_signing_key_from_jwt(token)
-    claims = jwt.decode(token, key.key, algorithms=["EdDSA"], issuer=issuer,
-                        audience=audience or None,
-                        options={"require": ["iss", "sub", "exp", "iat"]})
-except Exception as e:
-    print(type(e).__name__, e, file=sys.stderr)
-    sys.exit(1)
-print(json.dumps({"header": jwt.get_unverified_header(token), "claims": claims}))
-"#;
-
-/// What PyJWT makes of `token` from an app whose `PUBLIC_URL` is left at
-/// its default (`app.base`): its header and claims, or why it refused it.
-fn pyjwt(app: &TestApp, token: &str, audience: Option<&str>) -> Result<Value, String> {
-    verify(app, &app.base, token, audience)
-}
-
-/// PyJWT's verdict on `token` against the JWKS of `app`, issued by `issuer`.
-fn verify(
-    app: &TestApp,
-    issuer: &str,
-    token: &str,
-    audience: Option<&str>,
-) -> Result<Value, String> {
-    let child = Command::new("python3")
-        .args(["-c", VERIFY])
-        .args([&format!("{}/.well-known/jwks.json", app.base), token])
-        .args([issuer, audience.unwrap_or("")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (pip install -r tests/requirements.txt)");
-    let out = output_within(child, Duration::from_secs(30)).expect("PyJWT finished");
-    match out.status.success() {
-        true => Ok(serde_json::from_slice(&out.stdout).unwrap()),
-        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-    }
-}
-
-/// A new account's (user id, session token).
-async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
-    app.register_via_dev_mailbox(email, PASSWORD).await;
-    let r = app.login(email, PASSWORD).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    let token = r.session_token(email, SESSION_TTL_SECS);
-    (r.body["user"]["id"].as_str().unwrap().to_string(), token)
-}
+use crate::support::pyjwt::{pyjwt, verify};
+use crate::support::wait::output_within;
 
 /// A JWT for the session `token`, after checking the answer's shape.
 async fn jwt(app: &TestApp, token: &str, ttl_secs: i64) -> String {
@@ -152,7 +97,7 @@ async fn a_jwt_names_user_and_session_and_pyjwt_verifies_it_against_the_jwks() {
         .env("JWT_AUDIENCE", "my-app")
         .start()
         .await;
-    let (user_id, token) = signed_in(&app, "jo@example.com").await;
+    let (user_id, token) = app.signed_in("jo@example.com").await;
     let token_jwt = jwt(&app, &token, 600).await;
 
     let verified = pyjwt(&app, &token_jwt, Some("my-app")).expect("PyJWT verifies it");
@@ -177,7 +122,7 @@ async fn a_jwt_names_user_and_session_and_pyjwt_verifies_it_against_the_jwks() {
     assert!(!token_jwt.contains(&token));
     let again = claims(&jwt(&app, &token, 600).await);
     assert_eq!(again["sid"], sid);
-    let other = app.login("jo@example.com", PASSWORD).await;
+    let other = app.login("jo@example.com", SIGNED_IN_PASSWORD).await;
     let other = other.session_token("jo@example.com", SESSION_TTL_SECS);
     assert_ne!(claims(&jwt(&app, &other, 600).await)["sid"], sid);
 
@@ -199,7 +144,7 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() {
         .env("JWT_TTL_SECS", "60")
         .start()
         .await;
-    let (_, token) = signed_in(&app, "ro@example.com").await;
+    let (_, token) = app.signed_in("ro@example.com").await;
     // Behind PyJWT's clock, so that moving it on below never issues a token
     // from PyJWT's future.
     app.clock().advance(-30);
@@ -300,135 +245,6 @@ async fn the_jwks_holds_public_keys_only() {
     assert_eq!(sealed.len(), 2, "nonce, sealed 32-byte seed, tag");
 }
 
-#[tokio::test]
-async fn no_jwt_without_a_live_bearer_session() {
-    let app = TestApp::builder().no_limits().start().await;
-    let (_, token) = signed_in(&app, "ann@example.com").await;
-    let refused = |r: Reply, why: &str| {
-        assert_eq!(r.status, 401, "{why}: {}", r.raw);
-        let body = r.body.as_object().unwrap();
-        assert_eq!(body.len(), 1, "{why}: {}", r.raw);
-        assert_eq!(r.error_code(), "unauthorized", "{why}");
-        assert!(r.body["error"]["message"].is_string(), "{why}");
-    };
-    let post = |headers: Vec<(&'static str, String)>| {
-        let app = &app;
-        async move {
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            app.request("POST", "/api/auth/jwt", None, &headers).await
-        }
-    };
-    refused(post(vec![]).await, "no Authorization");
-    refused(
-        post(vec![("authorization", format!("Basic {token}"))]).await,
-        "not bearer",
-    );
-    refused(app.jwt(&"0".repeat(64)).await, "a token nobody was given");
-    // The pages' cookie is for GET /me only: a JWT needs the bearer token.
-    refused(
-        post(vec![("cookie", format!("authmail_session={token}"))]).await,
-        "cookie",
-    );
-
-    // Expired: the session's end moved into the past behind authmail's back.
-    let (_, expiring) = signed_in(&app, "exp@example.com").await;
-    assert_eq!(app.jwt(&expiring).await.status, 200);
-    app.db
-        .exec("UPDATE sessions SET expires_at = 1 WHERE user_id = (SELECT id FROM users WHERE email = 'exp@example.com')")
-        .await;
-    refused(app.jwt(&expiring).await, "expired session");
-
-    assert_eq!(app.logout(&token).await.status, 204);
-    refused(app.jwt(&token).await, "logged out");
-
-    // A password reset ends every older session: none of them gets a JWT.
-    let (_, before_reset) = signed_in(&app, "rex@example.com").await;
-    assert_eq!(
-        app.send_code("rex@example.com", "reset_password")
-            .await
-            .status,
-        202
-    );
-    let code = eventually(Duration::from_secs(10), || async {
-        let mails = app.dev_mails("rex@example.com").await;
-        let codes: Vec<String> = mails
-            .iter()
-            .filter_map(|m| m["code"].as_str().map(String::from))
-            .collect();
-        match codes.len() >= 2 {
-            true => Ok(codes[1].clone()),
-            false => Err(format!("{} codes", codes.len())),
-        }
-    })
-    .await;
-    let r = app
-        .reset_password("rex@example.com", &code, "another password")
-        .await;
-    let after_reset = r.session_token("rex@example.com", SESSION_TTL_SECS);
-    refused(app.jwt(&before_reset).await, "ended by a reset");
-    refused(app.me(&before_reset).await, "ended by a reset, at /me");
-    assert_eq!(app.jwt(&after_reset).await.status, 200);
-}
-
-#[tokio::test]
-async fn me_takes_the_pages_cookie_but_not_a_forged_one() {
-    let app = TestApp::builder().no_limits().start().await;
-    let (user_id, token) = signed_in(&app, "cy@example.com").await;
-    let me = |headers: Vec<(&'static str, String)>| {
-        let app = &app;
-        async move {
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            app.request("GET", "/api/auth/me", None, &headers).await
-        }
-    };
-    let cookie = |value: &str| {
-        vec![(
-            "cookie",
-            format!("authmail_lang=en; authmail_session={value}"),
-        )]
-    };
-
-    let r = me(cookie(&token)).await;
-    assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!(
-        (&r.body["id"], &r.body["email"]),
-        (&json!(user_id), &json!("cy@example.com"))
-    );
-
-    for (why, headers) in [
-        ("a forged cookie", cookie(&"f".repeat(64))),
-        ("an empty cookie", cookie("")),
-        // Over http the cookie has no __Host- prefix; another name is not it.
-        (
-            "the https name over http",
-            vec![("cookie", format!("__Host-authmail_session={token}"))],
-        ),
-        // A wrong Authorization header is not made good by a right cookie.
-        (
-            "a bad bearer beside a good cookie",
-            [
-                cookie(&token),
-                vec![("authorization", "Bearer nope".to_string())],
-            ]
-            .concat(),
-        ),
-    ] {
-        let r = me(headers).await;
-        assert_eq!(
-            (r.status, r.error_code()),
-            (401, "unauthorized"),
-            "{why}: {}",
-            r.raw
-        );
-    }
-
-    // The page's own sign-out ends the session the cookie held.
-    assert_eq!(app.logout(&token).await.status, 204);
-    assert_eq!(me(cookie(&token)).await.status, 401);
-}
-
 /// Two instances starting at once on one new PostgreSQL database make one
 /// key between them; a token from either verifies against the other's JWKS,
 /// and a rotation reaches both without a restart.
@@ -462,7 +278,7 @@ async fn multi_instance_two_instances_share_one_key() {
     assert_eq!(kids.len(), 1);
     assert_eq!(jwks_kids(&b).await, kids);
 
-    let (user_id, token) = signed_in(&a, "mi@example.com").await;
+    let (user_id, token) = a.signed_in("mi@example.com").await;
     for app in [&a, &b] {
         app.clock().advance(-30); // as in the rotation test
     }
@@ -537,7 +353,7 @@ async fn a_key_sealed_under_another_secret_key_stops_start_up_until_rotated() {
         .no_limits()
         .start()
         .await;
-    let (_, token) = signed_in(&second, "sk@example.com").await;
+    let (_, token) = second.signed_in("sk@example.com").await;
     let verified = pyjwt(&second, &jwt(&second, &token, 600).await, None).expect("verifies");
     assert_ne!(kid(&verified), old_kid);
 

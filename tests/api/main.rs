@@ -35,6 +35,7 @@ mod pg_faults;
 mod properties;
 mod retention;
 mod return_to;
+mod sessions;
 mod smtp_faults;
 mod smtp_sink;
 mod sqlite_faults;

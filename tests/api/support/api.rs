@@ -20,6 +20,9 @@ pub struct Reply {
 /// `SESSION_TTL_SECS` when a test leaves it alone.
 pub const SESSION_TTL_SECS: i64 = 2_592_000;
 
+/// The password of the accounts `signed_in` makes.
+pub const SIGNED_IN_PASSWORD: &str = "a good password";
+
 impl Reply {
     pub fn error_code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -152,6 +155,17 @@ impl TestApp {
         let code = self.dev_code(email, Duration::from_secs(10)).await;
         let r = self.register(email, password, &code).await;
         assert_eq!(r.status, 201, "{}", r.raw);
+    }
+
+    /// A new account for `email` (password [`SIGNED_IN_PASSWORD`]), signed
+    /// in: its user id and session token.
+    pub async fn signed_in(&self, email: &str) -> (String, String) {
+        self.register_via_dev_mailbox(email, SIGNED_IN_PASSWORD)
+            .await;
+        let r = self.login(email, SIGNED_IN_PASSWORD).await;
+        assert_eq!(r.status, 200, "{}", r.raw);
+        let token = r.session_token(email, SESSION_TTL_SECS);
+        (r.body["user"]["id"].as_str().unwrap().to_string(), token)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {

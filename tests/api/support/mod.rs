@@ -8,6 +8,7 @@ pub mod nginx;
 pub mod pg;
 pub mod pictures;
 pub mod process;
+pub mod pyjwt;
 pub mod receiver;
 pub mod smtp;
 pub mod turns;
