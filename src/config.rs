@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use crate::domain::Lang;
 
 mod browsers;
+mod challenge;
 mod database;
 mod dev;
 mod error;
@@ -22,6 +23,7 @@ mod tests;
 mod webhook;
 
 pub use browsers::BrowserSettings;
+pub use challenge::{ChallengeMode, ChallengeSettings};
 pub use database::DatabaseUrl;
 pub use dev::DevMailbox;
 use error::{bad, problem};
@@ -96,44 +98,6 @@ pub struct HttpSettings {
 pub enum LogFormat {
     Pretty,
     Json,
-}
-
-/// When `send-code` needs a solved challenge (`CHALLENGE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChallengeMode {
-    Off,
-    /// From a client network past `CHALLENGE_AFTER` sends an hour, and from
-    /// everyone while the global rate is over half its cap.
-    Auto,
-    Always,
-}
-
-/// `CHALLENGE`, `CHALLENGE_AFTER`, `CHALLENGE_BITS`.
-#[derive(Clone, Copy, Debug)]
-pub struct ChallengeSettings {
-    pub mode: ChallengeMode,
-    pub after: i64,
-    pub bits: u32,
-}
-
-impl ChallengeSettings {
-    fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        let mode = src.parsed(
-            "CHALLENGE",
-            |s| match s {
-                "off" => Some(ChallengeMode::Off),
-                "auto" => Some(ChallengeMode::Auto),
-                "always" => Some(ChallengeMode::Always),
-                _ => None,
-            },
-            "off, auto, always",
-        )?;
-        Ok(Self {
-            mode: mode.unwrap_or(ChallengeMode::Auto),
-            after: src.num("CHALLENGE_AFTER", 3, 0..=1_000_000)?,
-            bits: src.num("CHALLENGE_BITS", 18, 8..=30)?,
-        })
-    }
 }
 
 #[derive(Debug)]

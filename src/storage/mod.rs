@@ -3,6 +3,7 @@
 //! must be atomic (limits, attempts, single use, outbox claims) is atomic here.
 
 mod challenges;
+mod code_records;
 mod exec;
 mod jwt_keys;
 mod outbox;
@@ -22,12 +23,14 @@ use crate::webhooks::Webhooks;
 use exec::Db;
 
 pub use challenges::NewChallenge;
+pub use code_records::{
+    ChallengeRule, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome, GuessLimits, SendLimits,
+};
 pub use outbox::{Finished, Outcome};
 pub use passwords::{PasswordGate, PasswordLimits, PasswordTry};
 pub use records::{
-    ChallengeRule, Channel, Claimed, CodeCheck, CodeGuess, CodeRequest, CodeRequestOutcome,
-    DevMail, GuessLimits, LiveSession, MailKind, NewMessage, NewSession, NewWebhook, OutboxEntry,
-    OutboxMessage, OutboxStats, PublishedJwtKey, SendLimits, StoredJwtKey, User, WebhookMessage,
+    Channel, Claimed, DevMail, LiveSession, MailKind, NewMessage, NewSession, NewWebhook,
+    OutboxEntry, OutboxMessage, OutboxStats, PublishedJwtKey, StoredJwtKey, User, WebhookMessage,
 };
 
 #[derive(Debug, thiserror::Error)]
