@@ -91,49 +91,7 @@ impl Codes {
     /// transaction, the code and its mail where the code can be used, or a
     /// notice without a code. Every accepted request mails exactly one message.
     pub async fn request(&self, req: SendRequest<'_>) -> Result<(), ApiError> {
-        let SendRequest {
-            email,
-            purpose,
-            lang,
-            client,
-            solved,
-        } = req;
-        let now = self.clock.now();
-        let code = Code::generate(self.policy.length);
-        let code_hash = self.keys.code_hash(email, purpose, &code);
-        let expires_at = now + self.policy.ttl_secs;
-        let message = |kind, payload| NewMessage {
-            message_id: mail::new_message_id(&self.message_domain, now),
-            to: email.clone(),
-            kind,
-            lang,
-            payload,
-            // A notice answers a code request: no use once the code would have expired.
-            expires_at,
-        };
-        let notice = match purpose {
-            Purpose::Register => MailKind::AccountExists,
-            _ => MailKind::NoAccount,
-        };
-        let outcome = self
-            .storage
-            .request_code(CodeRequest {
-                email: email.clone(),
-                mailbox: email.mailbox(),
-                purpose,
-                ip_key: client.key(),
-                network: client.network(),
-                challenge: self.challenge,
-                solved,
-                now,
-                limits: self.limits,
-                code_hash,
-                phantom_hash: phantom_hash(),
-                code_expires_at: expires_at,
-                mail: message(MailKind::Code(purpose), Some(code.expose().to_string())),
-                notice: message(notice, None),
-            })
-            .await?;
+        let outcome = self.storage.request_code(self.code_request(req)).await?;
         match outcome {
             CodeRequestOutcome::Accepted { filled_cap } => {
                 crate::metrics::code_issued();
@@ -149,6 +107,50 @@ impl Codes {
                 retry_after: retry_after.max(1) as u64,
             }),
             CodeRequestOutcome::ChallengeRequired => Err(ApiError::ChallengeRequired),
+        }
+    }
+
+    /// The request for the storage to decide: a fresh code and both mails it
+    /// may send (the code, or the notice where the code could not be used).
+    fn code_request(&self, req: SendRequest<'_>) -> CodeRequest {
+        let SendRequest {
+            email,
+            purpose,
+            lang,
+            client,
+            solved,
+        } = req;
+        let now = self.clock.now();
+        let code = Code::generate(self.policy.length);
+        let expires_at = now + self.policy.ttl_secs;
+        let message = |kind, payload| NewMessage {
+            message_id: mail::new_message_id(&self.message_domain, now),
+            to: email.clone(),
+            kind,
+            lang,
+            payload,
+            // A notice answers a code request: no use once the code would have expired.
+            expires_at,
+        };
+        let notice = match purpose {
+            Purpose::Register => MailKind::AccountExists,
+            _ => MailKind::NoAccount,
+        };
+        CodeRequest {
+            email: email.clone(),
+            mailbox: email.mailbox(),
+            purpose,
+            ip_key: client.key(),
+            network: client.network(),
+            challenge: self.challenge,
+            solved,
+            now,
+            limits: self.limits,
+            code_hash: self.keys.code_hash(email, purpose, &code),
+            phantom_hash: phantom_hash(),
+            code_expires_at: expires_at,
+            mail: message(MailKind::Code(purpose), Some(code.expose().to_string())),
+            notice: message(notice, None),
         }
     }
 
