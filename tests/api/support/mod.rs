@@ -3,6 +3,7 @@ pub mod app;
 pub mod browser;
 pub mod builder;
 pub mod db;
+pub mod example;
 pub mod in_process;
 pub mod nginx;
 pub mod pg;
