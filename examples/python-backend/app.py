@@ -40,13 +40,18 @@ verifier = Verifier(
 )
 webhook = Webhook(os.environ["WEBHOOK_SECRET"])
 DB = os.environ.get("APP_DB", "example.db")
-PROXIES = [ipaddress.ip_network(n.strip()) for n in os.environ.get("APP_TRUSTED_PROXIES", "").split(",") if n.strip()]
+PROXIES = [
+    ipaddress.ip_network(n.strip())
+    for n in os.environ.get("APP_TRUSTED_PROXIES", "").split(",")
+    if n.strip()
+]
 
 
 def db():
     conn = sqlite3.connect(DB, timeout=10)
     conn.executescript(
-        """CREATE TABLE IF NOT EXISTS profiles (user_id TEXT PRIMARY KEY, email TEXT NOT NULL, welcomed_at TEXT NOT NULL);
+        """CREATE TABLE IF NOT EXISTS profiles
+               (user_id TEXT PRIMARY KEY, email TEXT NOT NULL, welcomed_at TEXT NOT NULL);
            CREATE TABLE IF NOT EXISTS webhook_events (id TEXT PRIMARY KEY, type TEXT NOT NULL);"""
     )
     return conn
@@ -232,7 +237,10 @@ class App(BaseHTTPRequestHandler):
         user = event["data"]["user"]
         with db() as conn:
             # The same event may come twice (a retry after a lost answer).
-            first = conn.execute("INSERT OR IGNORE INTO webhook_events VALUES (?, ?)", (self.headers["webhook-id"], event["type"]))
+            first = conn.execute(
+                "INSERT OR IGNORE INTO webhook_events VALUES (?, ?)",
+                (self.headers["webhook-id"], event["type"]),
+            )
             if first.rowcount and event["type"] == "user.created":
                 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 conn.execute("INSERT OR IGNORE INTO profiles VALUES (?, ?, ?)", (user["id"], user["email"], now))
