@@ -8,9 +8,6 @@
 
 use std::time::Duration;
 
-use authmail::jwt::signing_key::{ActiveKey, Sealer};
-use authmail::keys::Keys;
-use authmail::storage::StoredJwtKey;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -19,6 +16,7 @@ use crate::support::api::time_now;
 use crate::support::app::TestApp;
 use crate::support::db::TestDb;
 use crate::support::example::{Answer, Example, AUDIENCE};
+use crate::support::forge::{b64, claims, ed25519_key, forge, hook_headers, part, sign, with_kid};
 use crate::support::pictures::{self, SECRET as SECRET_KEY};
 use crate::support::wait::eventually;
 use crate::support::webhooks::SECRET as WEBHOOK_SECRET;
@@ -94,32 +92,7 @@ async fn a_user_signs_up_through_the_app_and_the_webhook_makes_their_profile() {
     assert_eq!(api["user"]["email"], "ana@example.com");
     assert_eq!(api["profile"]["email"], "ana@example.com");
 
-    // She comes back: a password login, and a login by code.
-    let login = [
-        ("step", "password"),
-        ("email", "ana@example.com"),
-        ("password", PASSWORD),
-    ];
-    let back = example.post_form("/login", "203.0.113.5", &login).await;
-    assert_eq!((back.status, back.location()), (303, "/"), "{}", back.body);
-    let send = [("step", "send"), ("email", "ana@example.com")];
-    let sent = example.post_form("/login", "198.51.100.20", &send).await;
-    assert_eq!(sent.field("step").as_deref(), Some("code"), "{}", sent.body);
-    let code = eventually(WAIT, || async {
-        let mails = app.dev_mails("ana@example.com").await;
-        let code = mails
-            .last()
-            .and_then(|m| m["code"].as_str().map(str::to_string));
-        code.filter(|_| mails.len() == 2).ok_or("no login code yet")
-    })
-    .await;
-    let form = [
-        ("step", "code"),
-        ("email", "ana@example.com"),
-        ("code", &code),
-    ];
-    let back = example.post_form("/login", "198.51.100.20", &form).await;
-    assert_eq!((back.status, back.location()), (303, "/"), "{}", back.body);
+    log_in_again(&app, &example, "ana@example.com").await;
 
     // A JWT past its exp is traded for a new one while the session lives;
     // after logout it is refused.
@@ -150,56 +123,7 @@ async fn the_app_trusts_only_jwts_authmails_keys_signed_for_it_and_follows_a_rot
     assert_eq!(ok.status, 200, "{}", ok.body);
     let user = serde_json::from_str::<Value>(&ok.body).unwrap()["user"].clone();
     let kid = part(&jwt, 0)["kid"].as_str().unwrap().to_string();
-
-    // Someone else's id in bo's token: the signature no longer matches.
-    let mut other = part(&jwt, 1);
-    other["sub"] = json!("1000");
-    let sig = jwt.rsplit('.').next().unwrap();
-    let tampered = format!("{}.{}.{sig}", b64(&part(&jwt, 0)), b64(&other));
-    // A key of the attacker's own, under authmail's kid and under a new one.
-    let attacker = ed25519_key([7; 32]);
-    let good = claims(&app, &user, 0);
-    let forged = forge(&kid, &good, &attacker);
-    let unknown = forge("attacker", &good, &attacker);
-    // No signature at all, and HS256 keyed by authmail's public key.
-    let unsigned = format!(
-        "{}.{}.",
-        b64(&json!({"alg": "none", "typ": "JWT"})),
-        b64(&good)
-    );
-    let x = app.get("/.well-known/jwks.json").await.body["keys"][0]["x"].clone();
-    let public = URL_SAFE_NO_PAD.decode(x.as_str().unwrap()).unwrap();
-    let hs256 = jsonwebtoken::encode(
-        &with_kid(
-            jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &kid,
-        ),
-        &good,
-        &jsonwebtoken::EncodingKey::from_secret(&public).unwrap(),
-    )
-    .unwrap();
-    // authmail's own key, but expired, for another app, from another issuer.
-    let expired = sign(&app, &claims(&app, &user, -700)).await;
-    let mut elsewhere = good.clone();
-    elsewhere["aud"] = json!("another-app");
-    let mut no_aud = good.clone();
-    no_aud.as_object_mut().unwrap().remove("aud");
-    let mut issuer = good.clone();
-    issuer["iss"] = json!("https://evil.example");
-
-    let attacks = [
-        ("tampered", tampered),
-        ("forged under authmail's kid", forged),
-        ("forged under a new kid", unknown),
-        ("unsigned", unsigned),
-        ("HS256 with the public key", hs256),
-        ("expired", expired),
-        ("for another audience", sign(&app, &elsewhere).await),
-        ("without an audience", sign(&app, &no_aud).await),
-        ("from another issuer", sign(&app, &issuer).await),
-        ("not a JWT", "eyJhbGciOi.garbage".to_string()),
-    ];
-    for (what, token) in &attacks {
+    for (what, token) in &attacks(&app, &jwt, &user).await {
         let r = example.profile(token).await;
         assert_eq!(r.status, 401, "{what}: {}", r.body);
         let page = example.get_with_cookies("/", &[("jwt", token)]).await;
@@ -207,7 +131,8 @@ async fn the_app_trusts_only_jwts_authmails_keys_signed_for_it_and_follows_a_rot
     }
     // The same claims signed with the stored key pass: the refusals above are
     // about what each attack changed, not about how the test signs.
-    assert_eq!(example.profile(&sign(&app, &good).await).await.status, 200);
+    let good = sign(&app, &claims(&app, &user, 0)).await;
+    assert_eq!(example.profile(&good).await.status, 200);
 
     // authmail rotates its key: the app meets the new kid, fetches the JWKS
     // again, and accepts it.
@@ -337,6 +262,85 @@ async fn the_app_refuses_webhooks_authmail_did_not_sign() {
     stop(app, example);
 }
 
+/// Back again: a password login, and a login by code, each landing on `/`.
+async fn log_in_again(app: &TestApp, example: &Example, email: &str) {
+    let login = [
+        ("step", "password"),
+        ("email", email),
+        ("password", PASSWORD),
+    ];
+    let back = example.post_form("/login", "203.0.113.5", &login).await;
+    assert_eq!((back.status, back.location()), (303, "/"), "{}", back.body);
+    let send = [("step", "send"), ("email", email)];
+    let sent = example.post_form("/login", "198.51.100.20", &send).await;
+    assert_eq!(sent.field("step").as_deref(), Some("code"), "{}", sent.body);
+    let code = eventually(WAIT, || async {
+        let mails = app.dev_mails(email).await;
+        let code = mails
+            .last()
+            .and_then(|m| m["code"].as_str().map(str::to_string));
+        code.filter(|_| mails.len() == 2).ok_or("no login code yet")
+    })
+    .await;
+    let form = [("step", "code"), ("email", email), ("code", &code)];
+    let back = example.post_form("/login", "198.51.100.20", &form).await;
+    assert_eq!((back.status, back.location()), (303, "/"), "{}", back.body);
+}
+
+/// JWTs the app must refuse, each named, made from `jwt`, a good one of `user`'s.
+async fn attacks(app: &TestApp, jwt: &str, user: &Value) -> Vec<(&'static str, String)> {
+    let kid = part(jwt, 0)["kid"].as_str().unwrap().to_string();
+    // Someone else's id in bo's token: the signature no longer matches.
+    let mut other = part(jwt, 1);
+    other["sub"] = json!("1000");
+    let sig = jwt.rsplit('.').next().unwrap();
+    let tampered = format!("{}.{}.{sig}", b64(&part(jwt, 0)), b64(&other));
+    // A key of the attacker's own, under authmail's kid and under a new one.
+    let attacker = ed25519_key([7; 32]);
+    let good = claims(app, user, 0);
+    let forged = forge(&kid, &good, &attacker);
+    let unknown = forge("attacker", &good, &attacker);
+    // No signature at all, and HS256 keyed by authmail's public key.
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&good)
+    );
+    let x = app.get("/.well-known/jwks.json").await.body["keys"][0]["x"].clone();
+    let public = URL_SAFE_NO_PAD.decode(x.as_str().unwrap()).unwrap();
+    let hs256 = jsonwebtoken::encode(
+        &with_kid(
+            jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &kid,
+        ),
+        &good,
+        &jsonwebtoken::EncodingKey::from_secret(&public).unwrap(),
+    )
+    .unwrap();
+    // authmail's own key, but expired, for another app, from another issuer.
+    let expired = sign(app, &claims(app, user, -700)).await;
+    let mut elsewhere = good.clone();
+    elsewhere["aud"] = json!("another-app");
+    let mut no_aud = good.clone();
+    no_aud.as_object_mut().unwrap().remove("aud");
+    let mut issuer = good.clone();
+    issuer["iss"] = json!("https://evil.example");
+
+    let attacks = [
+        ("tampered", tampered),
+        ("forged under authmail's kid", forged),
+        ("forged under a new kid", unknown),
+        ("unsigned", unsigned),
+        ("HS256 with the public key", hs256),
+        ("expired", expired),
+        ("for another audience", sign(app, &elsewhere).await),
+        ("without an audience", sign(app, &no_aud).await),
+        ("from another issuer", sign(app, &issuer).await),
+        ("not a JWT", "eyJhbGciOi.garbage".to_string()),
+    ];
+    attacks.into()
+}
+
 /// The signup page's first step from `ip`, with the fields `extra`.
 async fn send_code(example: &Example, email: &str, ip: &str, extra: &[(&str, &str)]) -> Answer {
     let mut form = vec![("step", "send"), ("email", email)];
@@ -348,81 +352,4 @@ async fn send_code(example: &Example, email: &str, ip: &str, extra: &[(&str, &st
 fn stop(mut app: TestApp, example: Example) {
     drop(example);
     assert!(app.terminate().success(), "{}", app.logs());
-}
-
-/// Standard Webhooks' headers for one delivery of `body`.
-fn hook_headers(key: &[u8], id: &str, timestamp: i64, body: &str) -> Vec<(&'static str, String)> {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
-    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    let signature = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    vec![
-        ("webhook-id", id.to_string()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-    ]
-}
-
-/// Claims as authmail writes them for `user`, issued `shift` seconds from now.
-fn claims(app: &TestApp, user: &Value, shift: i64) -> Value {
-    let iat = time_now() + shift;
-    json!({"iss": app.base, "sub": user["id"], "email": user["email"], "sid": "1",
-           "iat": iat, "exp": iat + 600, "aud": AUDIENCE})
-}
-
-/// `claims` signed with authmail's current key, read from its database.
-async fn sign(app: &TestApp, claims: &Value) -> String {
-    let current = "FROM jwt_keys WHERE retired_at IS NULL";
-    let kid = app
-        .db
-        .texts(&format!("SELECT kid {current}"))
-        .await
-        .remove(0);
-    let stored = StoredJwtKey {
-        public_key: app
-            .db
-            .blobs(&format!("SELECT public_key {current}"))
-            .await
-            .remove(0),
-        private_key: app
-            .db
-            .blobs(&format!("SELECT private_key {current}"))
-            .await
-            .remove(0),
-        kid,
-    };
-    let key = ActiveKey::open(&stored, &Sealer::new(&Keys::new(SECRET_KEY))).unwrap();
-    key.sign(claims).unwrap()
-}
-
-fn ed25519_key(seed: [u8; 32]) -> jsonwebtoken::EncodingKey {
-    use ed25519_dalek::pkcs8::EncodePrivateKey;
-    let der = ed25519_dalek::SigningKey::from_bytes(&seed)
-        .to_pkcs8_der()
-        .unwrap();
-    jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())
-}
-
-/// `claims` signed with EdDSA by `key`, under `kid`.
-fn forge(kid: &str, claims: &Value, key: &jsonwebtoken::EncodingKey) -> String {
-    let header = with_kid(
-        jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
-        kid,
-    );
-    jsonwebtoken::encode(&header, claims, key).unwrap()
-}
-
-fn with_kid(mut header: jsonwebtoken::Header, kid: &str) -> jsonwebtoken::Header {
-    header.kid = Some(kid.to_string());
-    header
-}
-
-fn b64(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(value.to_string())
-}
-
-/// The JSON of a compact JWS's `n`-th part, unverified.
-fn part(jwt: &str, n: usize) -> Value {
-    let part = jwt.split('.').nth(n).unwrap_or_default();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap_or_default()).unwrap_or_default()
 }

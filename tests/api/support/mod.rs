@@ -4,6 +4,7 @@ pub mod browser;
 pub mod builder;
 pub mod db;
 pub mod example;
+pub mod forge;
 pub mod in_process;
 pub mod nginx;
 pub mod pg;
