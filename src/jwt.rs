@@ -10,7 +10,9 @@
 //! after that, when every token it signed has expired.
 
 mod provider;
-mod signing_key;
+// Public so that tests can sign with the stored key what authmail itself
+// never signs (a token expired long ago, another `iss`) and see it refused.
+pub mod signing_key;
 
 use std::sync::{Arc, RwLock};
 

@@ -18,6 +18,7 @@ mod delivery;
 mod deploy;
 mod doctor;
 mod durability;
+mod example;
 mod fencing;
 mod flows;
 mod hardening;

@@ -3,6 +3,8 @@ pub mod app;
 pub mod browser;
 pub mod builder;
 pub mod db;
+pub mod example;
+pub mod forge;
 pub mod in_process;
 pub mod nginx;
 pub mod pg;
