@@ -19,6 +19,9 @@ const WINDOW_IP: &str =
     "SELECT at FROM code_requests WHERE ip = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
 const WINDOW_NETWORK: &str =
     "SELECT at FROM code_requests WHERE network = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+/// Accepted requests in the hour, counted up to `$2` at most.
+const RECENT_ALL: &str =
+    "SELECT COUNT(*) FROM (SELECT 1 FROM code_requests WHERE at > $1 LIMIT $2) AS recent";
 const WINDOW_ALL: &str =
     "SELECT at FROM code_requests WHERE at > $1 ORDER BY at DESC LIMIT 1 OFFSET $2";
 
@@ -81,7 +84,17 @@ pub(super) async fn request_code(
     if let Failures::Locked { retry_after } = failures(db, email, req.now).await? {
         return Ok(CodeRequestOutcome::Locked { retry_after });
     }
-    if !req.solved && challenge_required(db, req).await? {
+    // The global count, read once: the cap, its crossing and `auto`'s half
+    // all follow from it (up to the cap, which is all any of them needs).
+    let cap = req.limits.global_per_hour;
+    let recent = match cap > 0 {
+        true => db
+            .int(RECENT_ALL, args![req.now - 3600, cap])
+            .await?
+            .unwrap_or(0),
+        false => 0,
+    };
+    if !req.solved && challenge_required(db, req, recent).await? {
         return Ok(CodeRequestOutcome::ChallengeRequired);
     }
     let mut waits = Vec::new();
@@ -96,7 +109,10 @@ pub(super) async fn request_code(
     let mailbox_window = Window::Mailbox(mailbox, purpose);
     waits.extend(window_full(db, mailbox_window, limits.per_email_per_hour, req.now).await?);
     waits.extend(window_full(db, Window::Ip(&req.ip_key), limits.per_ip_per_hour, req.now).await?);
-    waits.extend(window_full(db, Window::All, limits.global_per_hour, req.now).await?);
+    if cap > 0 && recent >= cap {
+        // Full: the wait is until the oldest counted request leaves the hour.
+        waits.extend(window_full(db, Window::All, cap, req.now).await?);
+    }
     if let Some(retry_after) = waits.into_iter().max() {
         return Ok(CodeRequestOutcome::RateLimited { retry_after });
     }
@@ -107,16 +123,15 @@ pub(super) async fn request_code(
     .await?;
     write_code_and_mail(db, req).await?;
     // Full now, and was not before this request: the one crossing.
-    let filled_cap = window_full(db, Window::All, limits.global_per_hour, req.now)
-        .await?
-        .is_some();
-    Ok(CodeRequestOutcome::Accepted { filled_cap })
+    Ok(CodeRequestOutcome::Accepted {
+        filled_cap: cap > 0 && recent + 1 == cap,
+    })
 }
 
 /// Whether this request must carry a solved challenge: always, or in `auto`
 /// once its network has had its allowance this hour or while the global count
 /// is over half its cap.
-async fn challenge_required(db: &mut impl Exec, req: &CodeRequest) -> Result<bool> {
+async fn challenge_required(db: &mut impl Exec, req: &CodeRequest, recent: i64) -> Result<bool> {
     let after = match req.challenge {
         ChallengeRule::Never => return Ok(false),
         ChallengeRule::Always => return Ok(true),
@@ -130,10 +145,7 @@ async fn challenge_required(db: &mut impl Exec, req: &CodeRequest) -> Result<boo
     {
         return Ok(true);
     }
-    Ok(cap > 0
-        && window_full(db, Window::All, cap / 2 + 1, now)
-            .await?
-            .is_some())
+    Ok(cap > 0 && recent > cap / 2)
 }
 
 /// The code and its mail where the code can be used; elsewhere the hash of
