@@ -58,7 +58,7 @@ impl Accounts {
             keys,
             clock,
             codes,
-            hasher: Hasher::new(),
+            hasher: Hasher::new(passwords.hash_wait),
             passwords: PasswordLimits {
                 max_failures: passwords.max_failures,
                 lock_secs: passwords.lock_secs,

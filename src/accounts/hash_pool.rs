@@ -12,24 +12,24 @@ use crate::domain::Password;
 use crate::error::ApiError;
 use crate::keys::Keys;
 
-/// How much hashing work may wait: a login that would wait longer answers
-/// 503 at once rather than queue (a flood then delays nobody by more).
-const HASH_WAIT_BUDGET: Duration = Duration::from_secs(2);
-
 /// argon2id at its default parameters, which are OWASP's (19 MiB, t=2, p=1).
 #[derive(Clone)]
 pub(super) struct Hasher {
     pool: HashPool,
+    /// How long a password check may wait: one that would wait longer answers
+    /// 503 at once rather than queue (a flood then delays nobody by more).
+    wait_budget: Duration,
     /// A real hash of a random password, verified against when the address is unknown.
     dummy: Arc<str>,
 }
 
 impl Hasher {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(wait_budget: Duration) -> Self {
         let started = Instant::now();
         let dummy = hash_blocking(&Keys::new_token()).expect("argon2 with default parameters");
         Self {
             pool: HashPool::start(started.elapsed()),
+            wait_budget,
             dummy: dummy.into(),
         }
     }
@@ -45,7 +45,7 @@ impl Hasher {
 
     /// Whether a password check now would wait longer than the budget.
     pub(super) fn is_full(&self) -> bool {
-        self.pool.is_full(HASH_WAIT_BUDGET)
+        self.pool.is_full(self.wait_budget)
     }
 
     /// `stored` is `None` for an unknown address: the dummy is checked instead.
@@ -64,7 +64,7 @@ impl Hasher {
                     .is_ok()
             })
         };
-        let ok = self.pool.run(check, Some(HASH_WAIT_BUDGET)).await?;
+        let ok = self.pool.run(check, Some(self.wait_budget)).await?;
         Ok(ok && known)
     }
 }
